@@ -1,0 +1,20 @@
+//! `tl-tensor` owns the tensor runtime: [`Tensor`] (shape, strides, dtype, storage handle),
+//! the dtypes, the [`Backend`] trait every device implements, and the CPU backend, which is
+//! the reference for all others. It knows nothing of the language.
+
+pub mod backend;
+pub mod cpu;
+pub mod device;
+pub mod dtype;
+pub mod error;
+pub mod layout;
+pub mod storage;
+pub mod tensor;
+
+pub use backend::Backend;
+pub use device::Device;
+pub use dtype::DType;
+pub use error::{Result, TensorError};
+pub use layout::Layout;
+pub use storage::{CpuStorage, Storage};
+pub use tensor::Tensor;

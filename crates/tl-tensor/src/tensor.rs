@@ -1,0 +1,174 @@
+//! The `Tensor` value: a shared storage handle, a layout (shape, strides, offset) and a dtype.
+//! Cloning a tensor is cheap (the storage is reference counted); views share storage.
+
+use crate::backend::Backend;
+use crate::bail;
+use crate::cpu::CPU;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{Result, shape_str};
+use crate::layout::Layout;
+use crate::storage::{CpuStorage, Storage};
+use half::{bf16, f16};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    layout: Layout,
+}
+
+impl Tensor {
+    /// Wraps host data of the given shape; fails if the element count disagrees.
+    pub fn from_cpu_storage(storage: CpuStorage, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if storage.len() != n {
+            bail!(
+                "tensor: {} elements do not fill shape {} ({} needed)",
+                storage.len(),
+                shape_str(shape),
+                n
+            );
+        }
+        Ok(Tensor {
+            storage: Arc::new(Storage::Cpu(storage)),
+            layout: Layout::contiguous(shape),
+        })
+    }
+
+    pub fn from_f32(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_cpu_storage(CpuStorage::F32(data), shape)
+    }
+
+    pub fn from_f16(data: Vec<f16>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_cpu_storage(CpuStorage::F16(data), shape)
+    }
+
+    pub fn from_bf16(data: Vec<bf16>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_cpu_storage(CpuStorage::BF16(data), shape)
+    }
+
+    pub fn from_i64(data: Vec<i64>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_cpu_storage(CpuStorage::I64(data), shape)
+    }
+
+    pub fn from_bool(data: Vec<bool>, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_cpu_storage(CpuStorage::Bool(data), shape)
+    }
+
+    /// Host f64 values converted to `dtype` (rounded for float types, truncated for i64,
+    /// non-zero for bool).
+    pub fn from_f64(data: &[f64], shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let storage = match dtype {
+            DType::F32 => CpuStorage::F32(data.iter().map(|&x| x as f32).collect()),
+            DType::F16 => CpuStorage::F16(data.iter().map(|&x| f16::from_f64(x)).collect()),
+            DType::BF16 => CpuStorage::BF16(data.iter().map(|&x| bf16::from_f64(x)).collect()),
+            DType::I64 => CpuStorage::I64(data.iter().map(|&x| x as i64).collect()),
+            DType::Bool => CpuStorage::Bool(data.iter().map(|&x| x != 0.0).collect()),
+        };
+        Tensor::from_cpu_storage(storage, shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar(value: f64, dtype: DType) -> Tensor {
+        Tensor::from_f64(&[value], &[], dtype).expect("one element fills shape []")
+    }
+
+    /// A new view of the same storage with another layout. The caller guarantees that every
+    /// offset the layout can address lies inside the storage.
+    pub fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout,
+        }
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.shape
+    }
+
+    pub fn rank(&self) -> usize {
+        self.layout.rank()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn device(&self) -> Device {
+        match &*self.storage {
+            Storage::Cpu(_) => Device::Cpu,
+        }
+    }
+
+    /// The backend that runs ops on this tensor's device.
+    pub fn backend(&self) -> &'static dyn Backend {
+        match self.device() {
+            Device::Cpu => &CPU,
+        }
+    }
+
+    /// True when both tensors share one storage allocation.
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// The host storage, if the tensor lives on the host.
+    pub fn cpu_storage(&self) -> Option<&CpuStorage> {
+        match &*self.storage {
+            Storage::Cpu(s) => Some(s),
+        }
+    }
+
+    /// All elements in row-major order, converted to f64. Reads the device (waits) when the
+    /// tensor is not on the host.
+    pub fn to_vec_f64(&self) -> Vec<f64> {
+        match &*self.storage {
+            Storage::Cpu(s) => {
+                let mut out = Vec::with_capacity(self.numel());
+                self.layout.for_each_offset(|o| out.push(s.get_f64(o)));
+                out
+            }
+        }
+    }
+
+    /// All elements in row-major order, converted to f32.
+    pub fn to_vec_f32(&self) -> Vec<f32> {
+        self.to_vec_f64().into_iter().map(|x| x as f32).collect()
+    }
+
+    /// All elements in row-major order, converted to i64 (floats truncated).
+    pub fn to_vec_i64(&self) -> Vec<i64> {
+        match &*self.storage {
+            Storage::Cpu(CpuStorage::I64(v)) => {
+                let mut out = Vec::with_capacity(self.numel());
+                self.layout.for_each_offset(|o| out.push(v[o]));
+                out
+            }
+            _ => self.to_vec_f64().into_iter().map(|x| x as i64).collect(),
+        }
+    }
+
+    /// The single element of a one-element tensor, as f64.
+    pub fn to_scalar_f64(&self) -> Result<f64> {
+        if self.numel() != 1 {
+            bail!(
+                "expected a tensor with one element, got shape {}",
+                shape_str(self.shape())
+            );
+        }
+        Ok(self.to_vec_f64()[0])
+    }
+}
