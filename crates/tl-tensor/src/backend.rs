@@ -12,4 +12,8 @@ pub trait Backend: Send + Sync {
 
     /// A contiguous copy of `x` (any layout) in the same dtype.
     fn contiguous(&self, x: &Tensor) -> Result<Tensor>;
+
+    // --- core ops (elementwise, reductions, copies) go above this line ---
+
+    // --- linear algebra and neural ops go above this line ---
 }

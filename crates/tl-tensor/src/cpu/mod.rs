@@ -34,4 +34,8 @@ impl Backend for CpuBackend {
         };
         Tensor::from_cpu_storage(storage, x.shape())
     }
+
+    // --- core ops (elementwise, reductions, copies) go above this line ---
+
+    // --- linear algebra and neural ops go above this line ---
 }
