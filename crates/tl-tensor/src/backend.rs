@@ -3,7 +3,9 @@
 //! Layout-only ops (reshape of contiguous data, transpose, permute, slice, broadcast) never
 //! reach a backend.
 
+use crate::dtype::DType;
 use crate::error::Result;
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
 
 pub trait Backend: Send + Sync {
@@ -13,7 +15,93 @@ pub trait Backend: Send + Sync {
     /// A contiguous copy of `x` (any layout) in the same dtype.
     fn contiguous(&self, x: &Tensor) -> Result<Tensor>;
 
+    /// A new tensor of `shape` with every element `value` (converted to `dtype`).
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor>;
+
+    /// Elementwise `op` of `x`. Float functions get float inputs (the caller converts ints
+    /// and bools); neg/abs/relu/step also take int64, not/abs/relu/step take bool.
+    fn unary(&self, op: UnaryOp, x: &Tensor) -> Result<Tensor>;
+
+    /// Elementwise `op` of `a` and `b`, which have one shape (broadcast views, strides may be
+    /// 0) and one dtype. Comparisons and and/or return bool. Int division and remainder
+    /// fail on a zero divisor.
+    fn binary(&self, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+
+    /// `x` converted to `dtype` (a new contiguous tensor).
+    fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor>;
+
+    /// `x` limited to `[min, max]`; a missing bound does not limit.
+    fn clamp(&self, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor>;
+
+    /// `a` where `cond` (bool) is true else `b`; all three of one shape, `a` and `b` of one
+    /// dtype.
+    fn where_cond(&self, cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+
+    /// `op` over `dims` (sorted, distinct, in range) of `x`. Output dtype: the input's for
+    /// floats; f32 for the mean of ints and bools; bool for max/min of bools; else i64.
+    fn reduce(&self, op: ReduceOp, x: &Tensor, dims: &[usize], keepdim: bool) -> Result<Tensor>;
+
+    /// I64 index of the largest (`largest`) or smallest element along `dim` (non-empty).
+    fn arg_reduce(&self, x: &Tensor, dim: usize, keepdim: bool, largest: bool) -> Result<Tensor>;
+
+    /// `xs` (one dtype, equal shapes but along `dim`) joined along `dim`.
+    fn concat(&self, xs: &[Tensor], dim: usize) -> Result<Tensor>;
+
+    /// torch.gather along `dim` with an I64 `index` of `x`'s rank; out-of-range indices fail.
+    fn gather(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor>;
+
+    /// The slices `index[k]` of `x` along `dim`, for a 1-D I64 `index`; out of range fails.
+    fn index_select(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor>;
+
     // --- core ops (elementwise, reductions, copies) go above this line ---
+
+    /// Batched matrix product of `a` [B.., m, k] and `b` [B.., k, n]: same rank, equal batch
+    /// shapes (broadcast dims have stride 0), the same float dtype. Returns contiguous [B.., m, n].
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+
+    /// Softmax (`log` = false) or log-softmax of a float tensor along `dim` (in range).
+    fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor>;
+
+    /// RMS norm over the last dim of `x`; `w` has the last dim's size.
+    fn rms_norm(&self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor>;
+
+    /// Layer norm over the last dim of `x`; `w` and `b` (if given) have the last dim's size.
+    fn layer_norm(
+        &self,
+        x: &Tensor,
+        w: Option<&Tensor>,
+        b: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor>;
+
+    /// Rotary embedding of the (even) last dim; `seq_dim` indexes positions (`None`: one
+    /// position), `neox` selects the rotate-half pairing instead of adjacent pairs.
+    fn rope(
+        &self,
+        x: &Tensor,
+        seq_dim: Option<usize>,
+        pos: usize,
+        theta: f64,
+        neox: bool,
+    ) -> Result<Tensor>;
+
+    /// Rows of `table` [vocab, d] picked by I64 `ids` (any shape); fails on out-of-range ids.
+    fn embedding(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor>;
+
+    /// `silu(a) * b` for two views of one shape, produced in `dtype`.
+    fn silu_mul(&self, a: &Tensor, b: &Tensor, dtype: crate::DType) -> Result<Tensor>;
+
+    /// Grouped-head attention: `q` [B.., hq, sq, d], `k` [B.., hkv, sk, d], `v` [B.., hkv, sk, dv]
+    /// with equal batch shapes and hq % hkv == 0; `mask` broadcast to [B.., hq, sq, sk]
+    /// (float: added, bool: true keeps). Softmax in f32; result [B.., hq, sq, dv] in q's dtype.
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        scale: f64,
+    ) -> Result<Tensor>;
 
     // --- linear algebra and neural ops go above this line ---
 }

@@ -30,6 +30,7 @@ impl Tensor {
                 n
             );
         }
+        crate::stats::count_allocation(storage.len() * storage.dtype().size_in_bytes());
         Ok(Tensor {
             storage: Arc::new(Storage::Cpu(storage)),
             layout: Layout::contiguous(shape),
@@ -113,8 +114,10 @@ impl Tensor {
         }
     }
 
-    /// The backend that runs ops on this tensor's device.
+    /// The backend that runs ops on this tensor's device. Every call counts as one dispatched
+    /// op in [`crate::stats`]: `Tensor` methods call it once per backend op.
     pub fn backend(&self) -> &'static dyn Backend {
+        crate::stats::count_op();
         match self.device() {
             Device::Cpu => &CPU,
         }
@@ -135,6 +138,7 @@ impl Tensor {
     /// All elements in row-major order, converted to f64. Reads the device (waits) when the
     /// tensor is not on the host.
     pub fn to_vec_f64(&self) -> Vec<f64> {
+        crate::stats::count_host_read();
         match &*self.storage {
             Storage::Cpu(s) => {
                 let mut out = Vec::with_capacity(self.numel());
@@ -153,6 +157,7 @@ impl Tensor {
     pub fn to_vec_i64(&self) -> Vec<i64> {
         match &*self.storage {
             Storage::Cpu(CpuStorage::I64(v)) => {
+                crate::stats::count_host_read();
                 let mut out = Vec::with_capacity(self.numel());
                 self.layout.for_each_offset(|o| out.push(v[o]));
                 out

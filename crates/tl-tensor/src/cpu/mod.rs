@@ -1,8 +1,16 @@
 //! The CPU backend: the reference implementation every other backend is checked against.
 
+pub(crate) mod copy;
+pub(crate) mod elementwise;
+pub(crate) mod matmul;
+pub(crate) mod nn;
+pub(crate) mod reduce;
+pub(crate) mod strided;
+
 use crate::backend::Backend;
+use crate::dtype::DType;
 use crate::error::Result;
-use crate::storage::CpuStorage;
+use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
 
 /// The CPU backend (stateless).
@@ -11,31 +19,112 @@ pub struct CpuBackend;
 /// The one CPU backend instance.
 pub static CPU: CpuBackend = CpuBackend;
 
-/// Copies the elements addressed by `x`'s layout into a new row-major vector.
-fn gather_strided<T: Copy>(data: &[T], x: &Tensor) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.numel());
-    x.layout().for_each_offset(|o| out.push(data[o]));
-    out
-}
-
 impl Backend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
     }
 
     fn contiguous(&self, x: &Tensor) -> Result<Tensor> {
-        let s = x.cpu_storage().expect("cpu backend got a non-cpu tensor");
-        let storage = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(gather_strided(v, x)),
-            CpuStorage::F16(v) => CpuStorage::F16(gather_strided(v, x)),
-            CpuStorage::BF16(v) => CpuStorage::BF16(gather_strided(v, x)),
-            CpuStorage::I64(v) => CpuStorage::I64(gather_strided(v, x)),
-            CpuStorage::Bool(v) => CpuStorage::Bool(gather_strided(v, x)),
-        };
-        Tensor::from_cpu_storage(storage, x.shape())
+        copy::contiguous(x)
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        elementwise::full(shape, value, dtype)
+    }
+
+    fn unary(&self, op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+        elementwise::unary(op, x)
+    }
+
+    fn binary(&self, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        elementwise::binary(op, a, b)
+    }
+
+    fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
+        elementwise::cast(x, dtype)
+    }
+
+    fn clamp(&self, x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+        elementwise::clamp(x, min, max)
+    }
+
+    fn where_cond(&self, cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        elementwise::where_cond(cond, a, b)
+    }
+
+    fn reduce(&self, op: ReduceOp, x: &Tensor, dims: &[usize], keepdim: bool) -> Result<Tensor> {
+        reduce::reduce(op, x, dims, keepdim)
+    }
+
+    fn arg_reduce(&self, x: &Tensor, dim: usize, keepdim: bool, largest: bool) -> Result<Tensor> {
+        reduce::arg_reduce(x, dim, keepdim, largest)
+    }
+
+    fn concat(&self, xs: &[Tensor], dim: usize) -> Result<Tensor> {
+        copy::concat(xs, dim)
+    }
+
+    fn gather(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
+        copy::gather(x, dim, index)
+    }
+
+    fn index_select(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
+        copy::index_select(x, dim, index)
     }
 
     // --- core ops (elementwise, reductions, copies) go above this line ---
+
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        matmul::matmul(a, b)
+    }
+
+    fn softmax(&self, x: &Tensor, dim: usize, log: bool) -> Result<Tensor> {
+        nn::softmax(x, dim, log)
+    }
+
+    fn rms_norm(&self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+        nn::rms_norm(x, w, eps)
+    }
+
+    fn layer_norm(
+        &self,
+        x: &Tensor,
+        w: Option<&Tensor>,
+        b: Option<&Tensor>,
+        eps: f64,
+    ) -> Result<Tensor> {
+        nn::layer_norm(x, w, b, eps)
+    }
+
+    fn rope(
+        &self,
+        x: &Tensor,
+        seq_dim: Option<usize>,
+        pos: usize,
+        theta: f64,
+        neox: bool,
+    ) -> Result<Tensor> {
+        nn::rope(x, seq_dim, pos, theta, neox)
+    }
+
+    fn embedding(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        nn::embedding(table, ids)
+    }
+
+    fn silu_mul(&self, a: &Tensor, b: &Tensor, dtype: crate::DType) -> Result<Tensor> {
+        nn::silu_mul(a, b, dtype)
+    }
+
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        scale: f64,
+    ) -> Result<Tensor> {
+        nn::attention(q, k, v, mask, scale)
+    }
 
     // --- linear algebra and neural ops go above this line ---
 }

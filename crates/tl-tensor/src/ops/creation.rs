@@ -1,0 +1,117 @@
+//! Creation of new tensors: constants, ranges, identity matrices and random tensors. New
+//! tensors live on the host (the CPU backend creates them).
+
+use crate::backend::Backend;
+use crate::bail;
+use crate::cpu::CPU;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::random::TensorRng;
+use crate::stats;
+use crate::storage::CpuStorage;
+use crate::tensor::Tensor;
+use half::{bf16, f16};
+use rand::Rng;
+
+/// Host values (f32 precision is what every float dtype needs) stored as `dtype`, with
+/// uniform samples kept below 1 after rounding to a half type.
+fn from_f32_values(values: Vec<f32>, shape: &[usize], dtype: DType, below_one: bool) -> Tensor {
+    let storage = match dtype {
+        DType::F32 => CpuStorage::F32(values),
+        DType::F16 => {
+            // The largest f16 below 1 is 1 - 2^-11.
+            let top = f16::from_f32(1.0 - 1.0 / 2048.0);
+            CpuStorage::F16(
+                values
+                    .into_iter()
+                    .map(|v| {
+                        let h = f16::from_f32(v);
+                        if below_one && h >= f16::ONE { top } else { h }
+                    })
+                    .collect(),
+            )
+        }
+        DType::BF16 => {
+            // The largest bf16 below 1 is 1 - 2^-8.
+            let top = bf16::from_f32(1.0 - 1.0 / 256.0);
+            CpuStorage::BF16(
+                values
+                    .into_iter()
+                    .map(|v| {
+                        let h = bf16::from_f32(v);
+                        if below_one && h >= bf16::ONE { top } else { h }
+                    })
+                    .collect(),
+            )
+        }
+        DType::I64 => CpuStorage::I64(values.into_iter().map(|v| v as i64).collect()),
+        DType::Bool => CpuStorage::Bool(values.into_iter().map(|v| v != 0.0).collect()),
+    };
+    Tensor::from_cpu_storage(storage, shape).expect("one value per element was generated")
+}
+
+impl Tensor {
+    /// A tensor of `shape` with every element `value` (converted to `dtype`).
+    pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
+        stats::count_op();
+        CPU.full(shape, value, dtype)
+            .expect("a filled vector has the shape's element count")
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::full(shape, 0.0, dtype)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: &[usize], dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    /// `start, start + step, ...` up to but excluding `end` (1-D). Fails when `step` is 0 or a
+    /// bound is not finite.
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
+        if step == 0.0 {
+            bail!("arange: step must not be zero");
+        }
+        if !(start.is_finite() && end.is_finite() && step.is_finite()) {
+            bail!("arange: start {start}, end {end} and step {step} must be finite");
+        }
+        let n = ((end - start) / step).ceil().max(0.0);
+        if n > (1u64 << 40) as f64 {
+            bail!("arange: {n} elements from {start} to {end} by {step} are too many");
+        }
+        let values: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
+        stats::count_op();
+        Tensor::from_f64(&values, &[values.len()], dtype)
+    }
+
+    /// The `n` x `n` identity matrix.
+    pub fn eye(n: usize, dtype: DType) -> Tensor {
+        let mut values = vec![0.0f32; n * n];
+        for i in 0..n {
+            values[i * n + i] = 1.0;
+        }
+        stats::count_op();
+        from_f32_values(values, &[n, n], dtype, false)
+    }
+
+    /// Uniform samples in `[0, 1)`, drawn in f32 and stored as `dtype` (int tensors get the
+    /// truncation, zeros; bool tensors get `true` for non-zero samples).
+    pub fn rand(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.rng().random::<f32>()).collect();
+        stats::count_op();
+        from_f32_values(values, shape, dtype, true)
+    }
+
+    /// Standard normal samples, drawn in f32 and stored as `dtype`.
+    pub fn randn(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Tensor {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| rng.rng().sample::<f32, _>(rand_distr::StandardNormal))
+            .collect();
+        stats::count_op();
+        from_f32_values(values, shape, dtype, false)
+    }
+}

@@ -1,0 +1,169 @@
+//! Matrix products: `matmul` with NumPy semantics and `linear` (x @ w^T + b).
+//! Operands are passed to the backend as strided views (transposes and broadcast batch dims
+//! cost no copy).
+
+use crate::bail;
+use crate::dtype::DType;
+use crate::error::{Result, shape_str};
+use crate::layout::{Layout, broadcast_shapes};
+use crate::tensor::Tensor;
+
+/// Checks that `x` is a float tensor for `op`, with the message users see for ints/bools.
+pub(crate) fn require_float(op: &str, x: &Tensor) -> Result<()> {
+    if !x.dtype().is_float() {
+        bail!(
+            "{op}: integer tensors are not supported yet (cast to float32 first); got {}",
+            x.dtype()
+        );
+    }
+    Ok(())
+}
+
+/// `x` converted to the float dtype `dtype` (shared, no copy, when it already has it).
+pub(crate) fn to_float_dtype(op: &str, x: &Tensor, dtype: DType) -> Result<Tensor> {
+    debug_assert!(dtype.is_float(), "{op}: float dtype expected");
+    x.cast(dtype)
+}
+
+/// A view of `layout` (whose last `keep` dims are matrix dims) with its leading batch dims
+/// broadcast to `batch`: missing or size-1 dims get stride 0.
+pub(crate) fn expand_batch(layout: &Layout, keep: usize, batch: &[usize]) -> Layout {
+    let r = layout.rank();
+    let own = r - keep;
+    let mut shape = batch.to_vec();
+    let mut strides = vec![0; batch.len()];
+    for i in 0..own {
+        let target = batch.len() - own + i;
+        if layout.shape[i] == batch[target] {
+            strides[target] = layout.strides[i];
+        }
+    }
+    shape.extend_from_slice(&layout.shape[own..]);
+    strides.extend_from_slice(&layout.strides[own..]);
+    Layout {
+        shape,
+        strides,
+        offset: layout.offset,
+    }
+}
+
+impl Tensor {
+    /// Matrix product with NumPy `matmul` semantics: 1-D operands are promoted to a row
+    /// (left) or column (right) vector and that dim is removed from the result; leading batch
+    /// dims broadcast. Float dtypes only; mixed float dtypes are promoted.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let (sa, sb) = (self.shape(), other.shape());
+        if self.rank() == 0 || other.rank() == 0 {
+            bail!(
+                "matmul: both operands need at least one dimension, got shapes {} and {}",
+                shape_str(sa),
+                shape_str(sb)
+            );
+        }
+        for x in [self, other] {
+            if !x.dtype().is_float() {
+                bail!("matmul: integer tensors are not supported yet (cast to float32 first)");
+            }
+        }
+        let k_a = sa[sa.len() - 1];
+        let k_b = if sb.len() == 1 {
+            sb[0]
+        } else {
+            sb[sb.len() - 2]
+        };
+        if k_a != k_b {
+            bail!(
+                "matmul: shapes {} and {} do not agree on the inner dimension ({} vs {})",
+                shape_str(sa),
+                shape_str(sb),
+                k_a,
+                k_b
+            );
+        }
+        let dtype = DType::promote(self.dtype(), other.dtype());
+        let a = to_float_dtype("matmul", self, dtype)?;
+        let b = to_float_dtype("matmul", other, dtype)?;
+
+        // Promote vectors to matrices as views: [k] -> [1, k] and [k] -> [k, 1].
+        let mut al = a.layout().clone();
+        if al.rank() == 1 {
+            al.shape.insert(0, 1);
+            al.strides.insert(0, 0);
+        }
+        let mut bl = b.layout().clone();
+        if bl.rank() == 1 {
+            bl.shape.push(1);
+            bl.strides.push(0);
+        }
+        let (ra, rb) = (al.rank(), bl.rank());
+        let batch = broadcast_shapes("matmul", &al.shape[..ra - 2], &bl.shape[..rb - 2]).map_err(
+            |_| {
+                crate::TensorError(format!(
+                    "matmul: batch dimensions of shapes {} and {} cannot be broadcast together ({} vs {})",
+                    shape_str(sa),
+                    shape_str(sb),
+                    shape_str(&al.shape[..ra - 2]),
+                    shape_str(&bl.shape[..rb - 2])
+                ))
+            },
+        )?;
+        let a_view = a.with_layout(expand_batch(&al, 2, &batch));
+        let b_view = b.with_layout(expand_batch(&bl, 2, &batch));
+        let out = a.backend().matmul(&a_view, &b_view)?;
+
+        // Drop the dims that 1-D operands gained.
+        let mut shape = batch;
+        if sa.len() > 1 {
+            shape.push(sa[sa.len() - 2]);
+        }
+        if sb.len() > 1 {
+            shape.push(sb[sb.len() - 1]);
+        }
+        Ok(out.with_layout(Layout::contiguous(&shape)))
+    }
+
+    /// `self @ w^T + b` with `w` stored [out, in] (read through a transposed view, no copy)
+    /// and `b` of shape [out].
+    pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        if w.rank() != 2 {
+            bail!(
+                "linear: weight must be 2-D [out, in], got shape {}",
+                shape_str(w.shape())
+            );
+        }
+        let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+        if self.rank() == 0 || self.shape()[self.rank() - 1] != in_f {
+            bail!(
+                "linear: input {} and weight {} do not agree on the input features ({} vs {})",
+                shape_str(self.shape()),
+                shape_str(w.shape()),
+                self.shape().last().copied().unwrap_or(0),
+                in_f
+            );
+        }
+        if let Some(b) = b
+            && b.shape() != [out_f]
+        {
+            bail!(
+                "linear: bias {} does not match weight {} (expected [{}])",
+                shape_str(b.shape()),
+                shape_str(w.shape()),
+                out_f
+            );
+        }
+        let wl = w.layout();
+        let wt = w.with_layout(Layout {
+            shape: vec![in_f, out_f],
+            strides: vec![wl.strides[1], wl.strides[0]],
+            offset: wl.offset,
+        });
+        let y = self.matmul(&wt)?;
+        match b {
+            None => Ok(y),
+            Some(b) => {
+                let b = to_float_dtype("linear", b, y.dtype())?;
+                y.binary(crate::ops::BinaryOp::Add, &b)
+            }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `Tensor` methods, grouped by kind. Each method checks its arguments on the host, builds a
+//! view when only the layout changes, and otherwise hands the data work to the tensor's
+//! [`crate::Backend`].
+
+pub mod creation;
+pub mod einsum;
+pub mod elementwise;
+pub mod index;
+pub mod linalg;
+pub mod nn;
+pub mod reduce;
+pub mod shape;
+
+pub use elementwise::{BinaryOp, UnaryOp};
+pub use reduce::ReduceOp;
