@@ -3,11 +3,17 @@
 //! devices only through `tl-tensor`; it never talks to CUDA.
 
 pub mod builtins;
+mod check;
 pub mod convert;
 pub mod error;
+mod eval;
+pub mod format;
 pub mod interp;
+mod load;
+mod suggest;
 pub mod value;
 
 pub use error::{Result, RuntimeError};
-pub use interp::Interpreter;
+pub use format::format_value;
+pub use interp::{Interpreter, Options, SharedBuffer, TestSummary};
 pub use value::Value;

@@ -9,9 +9,10 @@ use tl_tensor::Tensor;
 
 use crate::builtins::Builtin;
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub enum Value {
     /// The value of statements and of functions that return nothing.
+    #[default]
     Unit,
     Int(i64),
     Float(f64),
@@ -34,7 +35,25 @@ pub enum Value {
 
 pub struct StructValue {
     pub type_name: String,
-    pub fields: BTreeMap<String, Value>,
+    /// Fields in declaration order (printing keeps it).
+    pub fields: Vec<(String, Value)>,
+}
+
+impl StructValue {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|f| f.0 == name).map(|f| &f.1)
+    }
+
+    /// Replaces field `name`; false when the struct has no such field.
+    pub fn set(&mut self, name: &str, value: Value) -> bool {
+        match self.fields.iter_mut().find(|f| f.0 == name) {
+            Some(f) => {
+                f.1 = value;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A host object exposed to programs. `type_name` appears in messages (`model`, `tokenizer`).

@@ -2,6 +2,16 @@
 //! one-paragraph doc and implementation. `tl help` lists this table and `tl help NAME` prints
 //! one entry, so the doc here is the only documentation of a builtin.
 
+mod args;
+pub mod creation;
+pub mod elementwise;
+pub mod host;
+pub mod linalg;
+pub mod nn;
+pub mod reduce;
+pub mod sampling;
+pub mod shape;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -30,7 +40,16 @@ pub struct Builtin {
 
 /// Every builtin, grouped by the module that implements it.
 fn all_tables() -> Vec<&'static [Builtin]> {
-    vec![]
+    vec![
+        host::HOST_BUILTINS,
+        creation::BUILTINS,
+        elementwise::BUILTINS,
+        reduce::BUILTINS,
+        shape::BUILTINS,
+        linalg::BUILTINS,
+        nn::BUILTINS,
+        sampling::BUILTINS,
+    ]
 }
 
 fn index() -> &'static HashMap<&'static str, &'static Builtin> {

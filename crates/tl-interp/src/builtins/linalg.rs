@@ -1,0 +1,136 @@
+//! Linear algebra builtins: `matmul linear einsum dot outer`.
+
+use tl_tensor::{BinaryOp, Tensor};
+
+use super::args::at_call;
+use super::{Builtin, CallArgs};
+use crate::error::Result;
+use crate::interp::Interpreter;
+use crate::value::Value;
+
+pub static BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "matmul",
+        signature: "matmul(a: tensor, b: tensor) -> tensor",
+        category: "linear algebra",
+        doc: "The matrix product of `a` and `b`, the same as `a @ b`, with NumPy semantics: two \
+              matrices [m, k] and [k, n] give [m, n]; a 1-D operand is treated as a row (first) \
+              or column (second) vector and that dimension is dropped from the result; leading \
+              batch dimensions broadcast ([b, m, k] @ [k, n] gives [b, m, n]). float32, float16 \
+              and bfloat16 are supported (half types accumulate in float32); mixed dtypes are \
+              promoted. Errors: inner dimensions that disagree (both shapes named), batch dims \
+              that cannot broadcast, int tensors, rank-0 operands.",
+        func: matmul,
+    },
+    Builtin {
+        name: "linear",
+        signature: "linear(x: tensor, w: tensor, b: tensor = none) -> tensor",
+        category: "linear algebra",
+        doc: "A fully connected layer: x @ transpose(w) + b. The weight `w` is stored [out, in] \
+              as in PyTorch and GGUF files, so x of shape [..., in] gives [..., out]; the \
+              optional bias `b` (third argument or `bias:`) has shape [out]. The result has the \
+              promoted dtype of x and w. Errors: x's last dim differing from w's in-features \
+              (shapes named), a bias of the wrong size, a w that is not 2-D.",
+        func: linear,
+    },
+    Builtin {
+        name: "einsum",
+        signature: "einsum(spec: string, operands: tensor...) -> tensor",
+        category: "linear algebra",
+        doc: "Einstein summation over any number of operands, as NumPy's einsum: `spec` names \
+              each operand's dimensions with letters, comma-separated, and optionally the \
+              output's after `->` (`einsum(\"ij,jk->ik\", a, b)` is a matrix product, \
+              `einsum(\"bhqd,bhkd->bhqk\", q, k)` attention scores). Letters missing from the \
+              output are summed; a letter repeated within one operand takes its diagonal \
+              (`\"ii->\"` is the trace); without `->` the output lists the letters that appear \
+              once, sorted. Errors: a malformed spec, a count of operands that differs from the \
+              spec, a letter bound to different sizes (shapes named).",
+        func: einsum,
+    },
+    Builtin {
+        name: "dot",
+        signature: "dot(a: tensor, b: tensor) -> tensor",
+        category: "linear algebra",
+        doc: "The inner product sum(a[i] * b[i]) of two 1-D tensors of equal length, as a \
+              rank-0 tensor of their promoted dtype. Lists of numbers are accepted. Errors: an \
+              operand that is not 1-D, lengths that differ (both shapes named), int tensors.",
+        func: dot,
+    },
+    Builtin {
+        name: "outer",
+        signature: "outer(a: tensor, b: tensor) -> tensor",
+        category: "linear algebra",
+        doc: "The outer product of two 1-D tensors: out[i, j] = a[i] * b[j], of shape [len(a), \
+              len(b)] and the promoted dtype. Lists of numbers are accepted. Errors: an operand \
+              that is not 1-D (its shape named).",
+        func: outer,
+    },
+];
+
+fn matmul(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    args.expect_named(&[])?;
+    args.expect_count(2, 2)?;
+    let a = args.tensor(0)?;
+    let b = args.tensor(1)?;
+    at_call(args, a.matmul(&b)).map(Value::Tensor)
+}
+
+fn linear(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    args.expect_named(&["bias"])?;
+    args.expect_count(2, 3)?;
+    let x = args.tensor(0)?;
+    let w = args.tensor(1)?;
+    let b = args.opt_tensor(2, "bias")?;
+    at_call(args, x.linear(&w, b.as_ref())).map(Value::Tensor)
+}
+
+fn einsum(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    args.expect_named(&[])?;
+    if args.is_empty() {
+        return Err(args.error("missing the spec string (argument 1)"));
+    }
+    let spec = args.string(0)?;
+    let operands = (1..args.len())
+        .map(|i| args.tensor(i))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&Tensor> = operands.iter().collect();
+    at_call(args, Tensor::einsum(&spec, &refs)).map(Value::Tensor)
+}
+
+/// Both operands as 1-D tensors, or an error naming the offending shapes.
+fn two_vectors(args: &CallArgs) -> Result<(Tensor, Tensor)> {
+    args.expect_named(&[])?;
+    args.expect_count(2, 2)?;
+    let a = args.tensor(0)?;
+    let b = args.tensor(1)?;
+    if a.rank() != 1 || b.rank() != 1 {
+        return Err(args.error(format!(
+            "needs two 1-D tensors, got shapes {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    Ok((a, b))
+}
+
+fn dot(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    let (a, b) = two_vectors(args)?;
+    if a.numel() != b.numel() {
+        return Err(args.error(format!(
+            "shapes {:?} and {:?} differ in length ({} vs {})",
+            a.shape(),
+            b.shape(),
+            a.numel(),
+            b.numel()
+        )));
+    }
+    at_call(args, a.matmul(&b)).map(Value::Tensor)
+}
+
+fn outer(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    let (a, b) = two_vectors(args)?;
+    // A column times a row broadcasts to the [len(a), len(b)] product: exact, no reduction.
+    let column = at_call(args, a.unsqueeze(1))?;
+    let row = at_call(args, b.unsqueeze(0))?;
+    at_call(args, column.binary(BinaryOp::Mul, &row)).map(Value::Tensor)
+}
