@@ -1,0 +1,26 @@
+//! Model files for TensorLogic.
+//!
+//! - [`gguf::GgufFile`]: GGUF v1-v3 reader, memory-mapped; metadata of every value type, tensor
+//!   infos (dims in GGML `ne` order and `shape()` row-major), bounds-checked `tensor_bytes`.
+//! - [`safetensors::SafetensorsFile`]: memory-mapped safetensors reader; Hugging Face Llama names
+//!   mapped to GGUF names ([`hf_to_gguf_name`]), `config.json` read under GGUF metadata keys.
+//! - [`quant`]: GGML element formats (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K):
+//!   `dequantize_row`, `quantize_row` (floats, Q8_0, Q4_0) and a mat-vec that reads the packed
+//!   blocks directly.
+//! - [`Model`]: either format behind one namespace (GGUF names and keys, q/k rows in GGUF's
+//!   adjacent-pairs RoPE order), float tensors as `tl_tensor::Tensor`, raw packed bytes for
+//!   quantized kernels, explicit per-tensor `dequantize`.
+//!
+//! Every error is a [`ModelError`] naming the file, the tensor (if any) and the problem.
+
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod quant;
+pub mod safetensors;
+
+pub use error::{ModelError, Result};
+pub use gguf::{GgufFile, GgufTensorInfo, MetaValue};
+pub use model::{Model, ModelConfig, ModelFormat, RawTensor, TensorDesc};
+pub use quant::{GgmlType, dequantize_row, matvec, matvec_with_threads, quantize_row};
+pub use safetensors::{SafetensorsFile, hf_to_gguf_name, rope_permutation};
