@@ -27,7 +27,7 @@ pub(crate) fn check_program(interp: &Interpreter, program: &LoadedProgram) -> Ve
                 globals.insert(decl.name.clone());
             }
             TopItem::Stmt(stmt) => collect_top_binding(stmt, &mut globals),
-            TopItem::Unsupported(..) => {}
+            TopItem::Relation(..) | TopItem::Unsupported(..) => {}
         }
     }
     let mut r = Resolver {
@@ -44,7 +44,7 @@ pub(crate) fn check_program(interp: &Interpreter, program: &LoadedProgram) -> Ve
                     r.expr(init);
                 }
             }
-            TopItem::Unsupported(..) => {}
+            TopItem::Relation(..) | TopItem::Unsupported(..) => {}
         }
     }
     let mut functions: Vec<_> = interp.fns.values().cloned().collect();
@@ -66,6 +66,7 @@ pub(crate) fn check_program(interp: &Interpreter, program: &LoadedProgram) -> Ve
         r.block(body);
     }
     let mut diags = r.diags;
+    diags.extend(crate::eval::logic::check_logic(interp, program));
     diags.sort_by_key(|d| d.span.map(|s| (s.file.0, s.start)));
     diags.dedup();
     diags
@@ -174,19 +175,33 @@ impl Resolver<'_> {
             StmtKind::Return(Some(e)) => self.expr(e),
             StmtKind::Block(b) => self.block(b),
             StmtKind::Expr(e) => {
-                if !self.is_fact(e) {
+                if self.is_fact(e) {
+                    self.fact_args(e);
+                } else {
                     self.expr(e);
                 }
             }
-            // Logic and learning constructs are checked by a later issue's resolver.
+            // Logic: names in atoms are variables or symbols; only the shape is checked.
+            StmtKind::Rule(rule) => {
+                if let Err(e) = crate::eval::logic::convert_rule(rule) {
+                    self.diags.push(e.to_diagnostic());
+                }
+            }
+            StmtKind::Query {
+                condition: Some(c), ..
+            } => {
+                if let Err(e) = crate::eval::logic::condition_literals(c, &mut Vec::new()) {
+                    self.diags.push(e.to_diagnostic());
+                }
+            }
+            // Learning constructs are checked by a later issue's resolver.
             StmtKind::Return(None)
             | StmtKind::Break
             | StmtKind::Continue
             | StmtKind::Query { .. }
             | StmtKind::TensorQuery(_)
             | StmtKind::Infer { .. }
-            | StmtKind::Learn { .. }
-            | StmtKind::Rule(_) => {}
+            | StmtKind::Learn { .. } => {}
         }
     }
 
@@ -202,6 +217,18 @@ impl Resolver<'_> {
             && builtins::lookup(name).is_none()
             && (self.interp.relations.contains(name)
                 || name.starts_with(|c: char| c.is_ascii_uppercase()))
+    }
+
+    /// A fact's arguments: a bare name is a symbol (or a bound value); other expressions
+    /// (`Edge(i, i + 1)`) are evaluated, so their names must resolve.
+    fn fact_args(&mut self, e: &Expr) {
+        if let ExprKind::Call { args, .. } = &e.kind {
+            for a in args {
+                if !matches!(a.value.kind, ExprKind::Name(_)) {
+                    self.expr(&a.value);
+                }
+            }
+        }
     }
 
     /// True when an index names no variable: the statement is a tensor equation.
@@ -227,12 +254,16 @@ impl Resolver<'_> {
 
     fn assign(&mut self, target: &Expr, op: AssignOp, value: &Expr) {
         if matches!(op, AssignOp::MaxAssign | AssignOp::AvgAssign) {
+            self.declare_equation_target(target);
             return;
         }
         match &target.kind {
             // A relation head or a tensor equation: its names are index variables.
             ExprKind::Call { .. } => return,
-            ExprKind::Index { indices, .. } if self.is_equation_index(indices) => return,
+            ExprKind::Index { indices, .. } if self.is_equation_index(indices) => {
+                self.declare_equation_target(target);
+                return;
+            }
             _ => {}
         }
         self.expr(value);
@@ -254,6 +285,16 @@ impl Resolver<'_> {
                 }
             }
             _ => self.expr(target),
+        }
+    }
+
+    /// A tensor equation `Y[i, k] = ...` binds `Y` (later statements may read it).
+    fn declare_equation_target(&mut self, target: &Expr) {
+        if let ExprKind::Index { base, .. } = &target.kind
+            && let ExprKind::Name(name) = &base.kind
+            && !self.is_variable(name)
+        {
+            self.declare(name);
         }
     }
 

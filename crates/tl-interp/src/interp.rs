@@ -28,6 +28,8 @@ pub struct Options {
     pub stats: bool,
     /// `--device`: where new tensors are created (only the CPU exists now).
     pub device: Device,
+    /// `--explain`: print a derivation under every answer of a logic query.
+    pub explain: bool,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             args: Vec::new(),
             stats: false,
             device: Device::Cpu,
+            explain: false,
         }
     }
 }
@@ -106,13 +109,13 @@ impl Write for SharedBuffer {
     }
 }
 
-/// The deepest nesting of user function calls before "recursion too deep". Each level takes a
-/// few kilobytes of the evaluator's stack; [`EVAL_STACK_BYTES`] leaves a wide margin.
+/// The deepest nesting of user function calls before "recursion too deep".
 pub(crate) const MAX_CALL_DEPTH: usize = 10_000;
 
-/// Stack of the thread that evaluates programs (deep recursion in user programs recurses in
-/// the evaluator too).
-const EVAL_STACK_BYTES: usize = 512 << 20;
+/// When less than this much stack is left at a user function call, the evaluator continues on
+/// a fresh stack segment of [`STACK_SEGMENT`] bytes (see `stacker::maybe_grow`).
+pub(crate) const STACK_RED_ZONE: usize = 256 << 10;
+pub(crate) const STACK_SEGMENT: usize = 8 << 20;
 
 /// Runs programs. Holds the global scope, the declarations, the source map, output and the
 /// random generator. State persists across calls (the REPL relies on it).
@@ -125,8 +128,10 @@ pub struct Interpreter {
     pub(crate) structs: HashMap<String, Rc<StructDecl>>,
     /// `impl` methods by type name, then method name.
     pub(crate) methods: HashMap<String, HashMap<String, Rc<Function>>>,
-    /// Declared relation names (facts and rules over them are a later issue).
+    /// Declared relation names (so that `Name(a, b)` statements are facts, not calls).
     pub(crate) relations: HashSet<String>,
+    /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
+    pub(crate) logic: tl_logic::Engine,
     /// Block scopes of the function now running (innermost last); empty at top level.
     pub(crate) scopes: Vec<Scope>,
     pub(crate) depth: usize,
@@ -144,17 +149,6 @@ pub struct Interpreter {
     repl_entries: usize,
 }
 
-/// Moves a value to the evaluation thread. Sound because the thread is scoped and the caller
-/// blocks on it: the `Rc`s inside are only ever touched by one thread at a time, and the join
-/// orders every access of the evaluation thread before the caller resumes.
-struct AssertSend<T>(T);
-unsafe impl<T> Send for AssertSend<T> {}
-impl<T> AssertSend<T> {
-    fn into_inner(self) -> T {
-        self.0
-    }
-}
-
 impl Interpreter {
     pub fn new(options: Options) -> Interpreter {
         Interpreter {
@@ -165,6 +159,7 @@ impl Interpreter {
             structs: HashMap::new(),
             methods: HashMap::new(),
             relations: HashSet::new(),
+            logic: tl_logic::Engine::new(),
             scopes: Vec::new(),
             depth: 0,
             current_span: Span::default(),
@@ -269,45 +264,16 @@ impl Interpreter {
         out
     }
 
-    /// Runs `f` on a thread with a large stack, so that deep recursion in a program fails with
-    /// "recursion too deep" rather than overflowing the caller's stack.
-    fn on_eval_thread<R, F: FnOnce(&mut Interpreter) -> R>(&mut self, f: F) -> R {
-        let mut work = Some(f);
-        let task = AssertSend((self as *mut Interpreter, &mut work as *mut Option<_>));
-        let outcome = std::thread::scope(|s| {
-            std::thread::Builder::new()
-                .name("tl-eval".into())
-                .stack_size(EVAL_STACK_BYTES)
-                .spawn_scoped(s, move || {
-                    let (interp, work) = task.into_inner();
-                    // SAFETY: both pointers come from borrows (`&mut self`, `work`) that last
-                    // until the scope ends, and the calling thread touches neither meanwhile.
-                    let (interp, work) = unsafe { (&mut *interp, &mut *work) };
-                    work.take().map(|f: F| AssertSend(f(interp)))
-                })
-                .ok()
-                .map(|h| h.join())
-        });
-        match outcome {
-            Some(Ok(Some(result))) => result.into_inner(),
-            Some(Err(panic)) => std::panic::resume_unwind(panic),
-            // The OS refused a thread: run here, on the caller's stack.
-            _ => match work.take() {
-                Some(f) => f(self),
-                None => unreachable!("the evaluation thread ran and returned a result"),
-            },
-        }
-    }
-
     /// Parses `path`, loads its imports, then runs `main` (after the top-level declarations) or,
     /// without `main`, the top-level statements in order.
     pub fn run_file(&mut self, path: &Path) -> std::result::Result<(), Vec<Diagnostic>> {
         self.interrupt.store(false, Ordering::Relaxed);
         let program = self.load_program(path)?;
-        self.on_eval_thread(|interp| {
+        {
+            let interp = self;
             let result = interp.run_loaded(&program);
             interp.finish(result).map_err(|e| vec![e.to_diagnostic()])
-        })
+        }
     }
 
     /// Parses `path`, loads its imports and resolves every name without running anything;
@@ -323,7 +289,8 @@ impl Interpreter {
     pub fn run_tests(&mut self, path: &Path) -> std::result::Result<TestSummary, Vec<Diagnostic>> {
         self.interrupt.store(false, Ordering::Relaxed);
         let program = self.load_program(path)?;
-        self.on_eval_thread(|interp| {
+        {
+            let interp = self;
             let setup = interp.run_top_items(&program);
             interp.finish(setup).map_err(|e| vec![e.to_diagnostic()])?;
             let mut summary = TestSummary::default();
@@ -352,7 +319,7 @@ impl Interpreter {
                 }
             }
             Ok(summary)
-        })
+        }
     }
 
     /// Runs the top-level declarations, then times every `bench NAME { }` block: one warm-up
@@ -361,10 +328,11 @@ impl Interpreter {
     pub fn run_benches(&mut self, path: &Path) -> std::result::Result<(), Vec<Diagnostic>> {
         self.interrupt.store(false, Ordering::Relaxed);
         let program = self.load_program(path)?;
-        self.on_eval_thread(|interp| {
+        {
+            let interp = self;
             let result = interp.run_benches_loaded(&program);
             interp.finish(result).map_err(|e| vec![e.to_diagnostic()])
-        })
+        }
     }
 
     fn run_benches_loaded(&mut self, program: &LoadedProgram) -> Result<()> {
@@ -397,7 +365,8 @@ impl Interpreter {
         self.repl_entries += 1;
         let name = format!("<repl:{}>", self.repl_entries);
         let program = self.load_repl_entry(&name, input)?;
-        self.on_eval_thread(|interp| {
+        {
+            let interp = self;
             let result = interp.run_repl_items(&program);
             // A failed entry must not leave the scopes of the statement it stopped in.
             interp.scopes.clear();
@@ -410,7 +379,7 @@ impl Interpreter {
                 }
                 Err(e) => Err(vec![e.to_diagnostic()]),
             }
-        })
+        }
     }
 
     fn run_repl_items(&mut self, program: &LoadedProgram) -> Result<Option<Value>> {
@@ -461,6 +430,10 @@ impl Interpreter {
             }
             TopItem::Tensor(decl, span) => {
                 self.exec_tensor_decl(decl, *span)?;
+                Ok(None)
+            }
+            TopItem::Relation(decl, span) => {
+                self.exec_relation_decl(decl, *span)?;
                 Ok(None)
             }
             TopItem::Unsupported(what, span) => Err(RuntimeError::new(

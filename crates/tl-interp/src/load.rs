@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use tl_syntax::ast::{Block, ItemKind, Program, Stmt, TensorDecl};
+use tl_syntax::ast::{Block, ItemKind, Program, RelationDecl, Stmt, StmtKind, TensorDecl};
 use tl_syntax::{Diagnostic, FileId, Span};
 
 use crate::interp::{Function, Interpreter};
@@ -14,6 +14,8 @@ use crate::interp::{Function, Interpreter};
 pub(crate) enum TopItem {
     Stmt(Stmt),
     Tensor(TensorDecl, Span),
+    /// `relation Name(...)`, declared in the logic engine when it runs.
+    Relation(RelationDecl, Span),
     /// A construct of a later issue (relations, rules, embeddings); running it fails with
     /// "not supported yet: WHAT".
     Unsupported(&'static str, Span),
@@ -145,16 +147,16 @@ impl Interpreter {
                 ItemKind::TensorDecl(decl) => program.items.push(TopItem::Tensor(decl, span)),
                 ItemKind::Relation(decl) => {
                     self.relations.insert(decl.name.clone());
-                    program
-                        .items
-                        .push(TopItem::Unsupported("relations (logic programming)", span));
+                    program.items.push(TopItem::Relation(decl, span));
                 }
                 ItemKind::Embedding(_) => program
                     .items
                     .push(TopItem::Unsupported("embedding spaces", span)),
-                ItemKind::Rule(_) => program
-                    .items
-                    .push(TopItem::Unsupported("logic rules", span)),
+                // A top-level rule runs in file order like a rule statement.
+                ItemKind::Rule(rule) => program.items.push(TopItem::Stmt(Stmt {
+                    kind: StmtKind::Rule(rule),
+                    span,
+                })),
                 ItemKind::Main(body) => {
                     if is_main {
                         program.main = Some(body);

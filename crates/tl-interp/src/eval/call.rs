@@ -12,7 +12,7 @@ use super::Flow;
 use super::stmt::describe_kind;
 use crate::builtins::{self, Builtin, CallArgs};
 use crate::error::{Result, RuntimeError};
-use crate::interp::{Function, Interpreter, MAX_CALL_DEPTH};
+use crate::interp::{Function, Interpreter, MAX_CALL_DEPTH, STACK_RED_ZONE, STACK_SEGMENT};
 use crate::value::Value;
 
 type Positional = Vec<(Value, Span)>;
@@ -49,7 +49,7 @@ impl Interpreter {
                 if self.relations.contains(name) {
                     return Err(RuntimeError::new(
                         format!(
-                            "not supported yet: relations (logic programming) such as `{name}`"
+                            "`{name}` is a relation, not a function: state a fact as a statement (`{name}(a, b)`) or ask it with `query {name}(...)`"
                         ),
                         callee.span,
                     ));
@@ -245,7 +245,11 @@ impl Interpreter {
         let saved_scopes = std::mem::replace(&mut self.scopes, vec![scope]);
         let saved_span = self.current_span;
         self.depth += 1;
-        let result = self.exec_block(&f.decl.body);
+        // Deep recursion in a program recurses in the evaluator too: grow the stack on demand
+        // (on any thread) so that the depth limit, not a stack overflow, stops it.
+        let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            self.exec_block(&f.decl.body)
+        });
         self.depth -= 1;
         self.scopes = saved_scopes;
         self.current_span = saved_span;

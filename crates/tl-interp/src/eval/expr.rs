@@ -88,7 +88,7 @@ impl Interpreter {
         }
         if self.relations.contains(name) {
             return Err(RuntimeError::new(
-                format!("not supported yet: relations (logic programming) such as `{name}`"),
+                format!("`{name}` is a relation, not a value: ask it with `query {name}(...)`"),
                 span,
             ));
         }

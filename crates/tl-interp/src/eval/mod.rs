@@ -3,8 +3,10 @@
 //! result, never as an error or a panic.
 
 mod call;
+mod equation;
 mod expr;
 mod index;
+pub(crate) mod logic;
 mod ops;
 mod stmt;
 mod types;

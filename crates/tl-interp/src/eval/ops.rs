@@ -220,13 +220,26 @@ fn int_op(op: BinaryOp, a: i64, b: i64, span: Span) -> Result<Value> {
             if b == 0 {
                 return Err(division_by_zero(span));
             }
-            a.checked_div(b).ok_or_else(|| overflow(span))?
+            // Floor division, as int tensors and Python do, so that `a / b` agrees on host
+            // ints and int tensors.
+            let q = a.checked_div(b).ok_or_else(|| overflow(span))?;
+            if a % b != 0 && ((a < 0) != (b < 0)) {
+                q - 1
+            } else {
+                q
+            }
         }
         BinaryOp::Rem => {
             if b == 0 {
                 return Err(division_by_zero(span));
             }
-            a.checked_rem(b).ok_or_else(|| overflow(span))?
+            // The remainder takes the divisor's sign, matching floor division.
+            let r = a.checked_rem(b).ok_or_else(|| overflow(span))?;
+            if r != 0 && ((r < 0) != (b < 0)) {
+                r + b
+            } else {
+                r
+            }
         }
         BinaryOp::Pow => {
             if b < 0 {

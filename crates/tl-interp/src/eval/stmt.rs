@@ -78,14 +78,24 @@ impl Interpreter {
                 Ok(Flow::Return(v))
             }
             StmtKind::Block(block) => self.exec_block(block),
-            StmtKind::Query { .. } => Err(unsupported("logic queries", stmt.span)),
+            StmtKind::Query { atom, condition } => {
+                self.exec_logic_query(atom, condition.as_ref(), stmt.span)?;
+                Ok(Flow::Normal(Value::Unit))
+            }
             StmtKind::TensorQuery(_) => Err(unsupported("tensor queries (`Y?`)", stmt.span)),
-            StmtKind::Infer { .. } => Err(unsupported("inference (`infer`)", stmt.span)),
+            StmtKind::Infer { direction, atom } => {
+                self.exec_infer(*direction, atom, stmt.span)?;
+                Ok(Flow::Normal(Value::Unit))
+            }
             StmtKind::Learn { .. } => Err(unsupported("learning (`learn` blocks)", stmt.span)),
-            StmtKind::Rule(_) => Err(unsupported("logic rules", stmt.span)),
+            StmtKind::Rule(rule) => {
+                self.exec_logic_rule(rule, stmt.span)?;
+                Ok(Flow::Normal(Value::Unit))
+            }
             StmtKind::Expr(e) => {
                 if self.is_fact(e) {
-                    return Err(unsupported("logic facts", stmt.span));
+                    self.exec_fact(e)?;
+                    return Ok(Flow::Normal(Value::Unit));
                 }
                 Ok(Flow::Normal(self.eval(e)?))
             }
@@ -121,22 +131,14 @@ impl Interpreter {
 
     fn exec_assign(&mut self, target: &Expr, op: AssignOp, value: &Expr, span: Span) -> Result<()> {
         if matches!(op, AssignOp::MaxAssign | AssignOp::AvgAssign) {
-            return Err(unsupported(
-                "tensor equations (`max=` and `avg=` projections)",
-                span,
-            ));
+            return self.exec_equation(target, op, value, span);
         }
         match &target.kind {
             ExprKind::Call { .. } => {
-                return Err(unsupported(
-                    "logic rules (a relation defined by an equation)",
-                    span,
-                ));
+                return self.exec_relation_equation(target, op, value, span);
             }
-            ExprKind::Index { indices, .. } => {
-                if let Some(what) = self.equation_kind(indices) {
-                    return Err(unsupported(what, span));
-                }
+            ExprKind::Index { indices, .. } if self.equation_kind(indices).is_some() => {
+                return self.exec_equation(target, op, value, span);
             }
             _ => {}
         }
