@@ -1,5 +1,215 @@
 //! `tl-cli` owns the `tl` command: `run`, `check`, `repl`, `help NAME`, `--version`.
+//!
+//! Exit codes: 0 success, 1 an error in the program (every diagnostic is printed to stderr),
+//! 2 a usage error (reported by clap), 130 a run stopped with Ctrl-C.
 
-fn main() {
-    println!("tl {}", env!("CARGO_PKG_VERSION"));
+mod help;
+mod interrupt;
+mod repl;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use tl_interp::Interpreter;
+use tl_interp::interp::Options;
+use tl_syntax::Diagnostic;
+
+const AFTER_HELP: &str = "\
+Examples:
+  tl run examples/tensor_basics.tl          run a program on the CPU
+  tl run prog.tl --stats -- input.txt 3     pass arguments (read with args()) and print counters
+  tl run prog.tl --test                     run the program's `test NAME { }` blocks
+  tl check prog.tl                          parse and resolve names without running
+  tl repl                                   interactive session
+  tl help softmax                           the signature and doc of one builtin";
+
+#[derive(Parser)]
+#[command(
+    name = "tl",
+    version,
+    // `tl help [NAME]` is ours: builtins, or a subcommand's help.
+    disable_help_subcommand = true,
+    about = "TensorLogic: tensor equations, logic rules and neural networks in one language",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a program: its `main` block, or its top-level statements if it has none
+    #[command(after_help = "\
+Examples:
+  tl run examples/mlp.tl
+  tl run prog.tl --stats
+  tl run prog.tl -- first second     # args() returns [\"first\", \"second\"]
+  tl run prog.tl --test              # run `test NAME { }` blocks instead of main
+  tl run prog.tl --bench             # run `bench NAME { }` blocks, timing each")]
+    Run {
+        /// The program to run (a `.tl` file)
+        file: PathBuf,
+        /// Where tensors live and ops run
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+        /// Print runtime counters (syncs, ops, allocations) to stderr at exit
+        #[arg(long)]
+        stats: bool,
+        /// Run the program's `test NAME { }` blocks and report each
+        #[arg(long, conflicts_with = "bench")]
+        test: bool,
+        /// Run the program's `bench NAME { }` blocks and print the time per iteration
+        #[arg(long)]
+        bench: bool,
+        /// Print a derivation (proof tree) under every answer of a logic query
+        #[arg(long)]
+        explain: bool,
+        /// Arguments for the program, after `--`; the program reads them with `args()`
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Parse a program and its imports and resolve names, without running it
+    #[command(after_help = "Example:\n  tl check examples/attention.tl")]
+    Check {
+        /// The program to check
+        file: PathBuf,
+    },
+    /// Start an interactive session (`:help` inside lists its commands)
+    #[command(after_help = "\
+Examples:
+  tl repl
+  echo 'let x = ones([2, 2]) * 3; sum(x)' | tl repl")]
+    Repl,
+    /// List the builtins, or show the signature and doc of one (or a subcommand's help)
+    #[command(after_help = "Examples:\n  tl help\n  tl help matmul\n  tl help run")]
+    Help {
+        /// A builtin's name, e.g. `softmax`, or a subcommand (`run`, `check`, `repl`)
+        name: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            file,
+            device,
+            stats,
+            test,
+            bench,
+            explain,
+            args,
+        } => {
+            if device == DeviceArg::Cuda {
+                eprintln!(
+                    "error: not supported yet: --device cuda (this build has no CUDA backend)"
+                );
+                return ExitCode::from(1);
+            }
+            let options = Options {
+                args,
+                stats,
+                device: tl_tensor::Device::Cpu,
+                explain,
+            };
+            run(&file, options, test, bench)
+        }
+        Command::Check { file } => check(&file),
+        Command::Repl => repl::run(),
+        Command::Help { name } => {
+            if let Some(sub) = name
+                .as_deref()
+                .and_then(|n| Cli::command().find_subcommand(n).cloned())
+            {
+                let bin_name = format!("tl {}", sub.get_name());
+                let mut sub = sub.bin_name(bin_name);
+                let _ = sub.print_long_help();
+                return ExitCode::SUCCESS;
+            }
+            help::run(name.as_deref())
+        }
+    }
+}
+
+/// What `tl run` should do with the file.
+fn run(file: &Path, options: Options, test: bool, bench: bool) -> ExitCode {
+    let stats = options.stats;
+    let mut interp = Interpreter::new(options);
+    interrupt::watch(interp.interrupt_flag());
+    let result = if test {
+        match interp.run_tests(file) {
+            Ok(summary) => {
+                println!(
+                    "test result: {}. {} passed; {} failed",
+                    if summary.failed == 0 { "ok" } else { "FAILED" },
+                    summary.passed,
+                    summary.failed
+                );
+                if summary.failed == 0 {
+                    Ok(())
+                } else {
+                    Err(Vec::new())
+                }
+            }
+            Err(diags) => Err(diags),
+        }
+    } else if bench {
+        interp.run_benches(file)
+    } else {
+        interp.run_file(file)
+    };
+    if stats {
+        eprint!("{}", with_newline(interp.stats_report()));
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(diags) => {
+            report(&interp, &diags);
+            exit_code_for_failure()
+        }
+    }
+}
+
+fn check(file: &Path) -> ExitCode {
+    let mut interp = Interpreter::new(Options::default());
+    match interp.check_file(file) {
+        Ok(()) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            report(&interp, &diags);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Prints every diagnostic to stderr, a blank line between two.
+fn report(interp: &Interpreter, diags: &[Diagnostic]) {
+    let rendered: Vec<String> = diags.iter().map(|d| d.render(interp.sources())).collect();
+    eprint!("{}", rendered.join("\n"));
+}
+
+/// 130 (the shell's code for SIGINT) when the run was stopped by Ctrl-C, else 1.
+fn exit_code_for_failure() -> ExitCode {
+    if interrupt::was_interrupted() {
+        ExitCode::from(interrupt::EXIT_INTERRUPTED)
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn with_newline(mut s: String) -> String {
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }

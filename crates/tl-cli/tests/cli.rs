@@ -1,0 +1,309 @@
+//! The `tl` command itself: subcommands, exit codes, help, the REPL fed through a pipe, Ctrl-C.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+fn tl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tl"))
+        .current_dir(repo_root())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tl")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tl-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// Runs `tl repl` with `input` on its stdin (not a terminal: no prompts).
+fn repl(input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .current_dir(repo_root())
+        .arg("repl")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tl repl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .expect("write to the repl");
+    child.wait_with_output().expect("wait for tl repl")
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = tl(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("tl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let out = tl(&["run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = tl(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tl(&["run", "x.tl", "--device", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_texts_show_examples() {
+    let out = tl(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for word in ["run", "check", "repl", "help", "Examples:"] {
+        assert!(help.contains(word), "`{word}` missing from:\n{help}");
+    }
+    let out = tl(&["run", "--help"]);
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("--stats") && help.contains("--device") && help.contains("args()"),
+        "{help}"
+    );
+}
+
+#[test]
+fn cuda_device_is_refused_clearly() {
+    let out = tl(&["run", "examples/tensor_basics.tl", "--device", "cuda"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: not supported yet: --device cuda (this build has no CUDA backend)\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn missing_file_is_an_error_not_a_panic() {
+    let out = tl(&["run", "no/such/file.tl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("error: cannot read no/such/file.tl"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn help_lists_every_builtin_by_category() {
+    let out = tl(&["help"]);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    for b in tl_interp::builtins::all() {
+        assert!(
+            listing.contains(b.signature),
+            "{} missing from tl help",
+            b.name
+        );
+        assert!(
+            listing.contains(&format!("\n{}:\n", b.category)),
+            "category {} missing",
+            b.category
+        );
+    }
+    for name in ["matmul", "softmax", "einsum", "zeros", "print", "shape"] {
+        assert!(
+            tl_interp::builtins::lookup(name).is_some(),
+            "{name} not registered"
+        );
+    }
+}
+
+#[test]
+fn help_name_prints_signature_and_doc() {
+    let out = tl(&["help", "softmax"]);
+    assert!(out.status.success());
+    let page = text(&out.stdout);
+    let b = tl_interp::builtins::lookup("softmax").expect("softmax registered");
+    assert!(page.starts_with(b.signature), "{page}");
+    // The doc is wrapped; compare its words.
+    let page_words: Vec<&str> = page.split_whitespace().collect();
+    let doc_words: Vec<&str> = b.doc.split_whitespace().collect();
+    assert!(
+        page_words.windows(doc_words.len()).any(|w| w == doc_words),
+        "{page}"
+    );
+}
+
+#[test]
+fn help_unknown_name_suggests_close_ones() {
+    let out = tl(&["help", "sofmax"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: no builtin named `sofmax`"), "{err}");
+    assert!(err.contains("`softmax`"), "{err}");
+}
+
+#[test]
+fn check_accepts_a_good_program_and_reports_a_bad_one() {
+    let out = tl(&["check", "examples/mlp.tl"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "examples/mlp.tl: ok\n");
+
+    let dir = scratch("check");
+    let bad = dir.join("bad.tl");
+    std::fs::write(&bad, "main {\n    print(undefined_name)\n}\n").unwrap();
+    let out = tl(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("undefined_name"), "{err}");
+    assert!(err.contains("bad.tl:2:11"), "{err}");
+
+    // check does not run the program: no output, even from a print.
+    let printing = dir.join("printing.tl");
+    std::fs::write(&printing, "print(\"side effect\")\n").unwrap();
+    let out = tl(&["check", printing.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("side effect"));
+}
+
+#[test]
+fn stats_go_to_stderr() {
+    let dir = scratch("stats");
+    let prog = dir.join("p.tl");
+    std::fs::write(&prog, "let x = ones([2]) + ones([2])\nprint(sum(x))\n").unwrap();
+    let out = tl(&["run", "--stats", prog.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "tensor(4.0000)\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("statements executed"), "{err}");
+    assert!(err.contains("tensor ops dispatched"), "{err}");
+}
+
+#[test]
+fn program_arguments_follow_the_double_dash() {
+    let dir = scratch("args");
+    let prog = dir.join("p.tl");
+    std::fs::write(&prog, "print(args())\n").unwrap();
+    let out = tl(&["run", prog.to_str().unwrap(), "--", "a", "--flag", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "[\"a\", \"--flag\", \"3\"]\n");
+}
+
+#[test]
+fn failing_tests_exit_with_1() {
+    let dir = scratch("tests");
+    let prog = dir.join("t.tl");
+    std::fs::write(
+        &prog,
+        "test good { assert(1 == 1, \"fine\") }\ntest bad { assert(1 == 2, \"one is not two\") }\n",
+    )
+    .unwrap();
+    let out = tl(&["run", "--test", prog.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("test good ... ok"), "{stdout}");
+    assert!(stdout.contains("test bad ... FAILED"), "{stdout}");
+    assert!(stdout.contains("1 passed; 1 failed"), "{stdout}");
+}
+
+#[test]
+fn repl_keeps_state_and_echoes_expressions() {
+    let out = repl("let x = 2\nx * 21\nfn sq(v) {\n    v * v\n}\nsq(x + 1)\n:help\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("42\n9\n"), "{stdout}");
+    assert!(stdout.contains(":reset"), "{stdout}");
+    assert!(!stdout.contains("tl>"), "no prompts when piped: {stdout}");
+}
+
+#[test]
+fn repl_reports_errors_and_goes_on() {
+    let out = repl("let a = 1\nprint(nope)\na + 1\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "2\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("nope"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn repl_reset_forgets_bindings_and_quit_stops() {
+    let out = repl("let a = 5\n:reset\na\n:quit\nprint(\"after quit\")\n");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("(state cleared)"), "{stdout}");
+    assert!(!stdout.contains("after quit"), "{stdout}");
+    assert!(text(&out.stderr).contains("`a`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn repl_multiline_blocks_continue_until_closed() {
+    let out = repl("let total = 0\nfor i in range(4) {\n    total += i\n}\ntotal\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "6\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_an_endless_loop() {
+    use std::time::{Duration, Instant};
+    let dir = scratch("ctrlc");
+    let prog = dir.join("forever.tl");
+    std::fs::write(
+        &prog,
+        "print(\"started\")\nlet n = 0\nwhile true {\n    n += 1\n}\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .arg("run")
+        .arg(&prog)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tl");
+    // Wait until the program is running (it printed), then send SIGINT as Ctrl-C does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("program output");
+    assert_eq!(&first, b"started\n");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let start = Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tl did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        err.contains("forever.tl:"),
+        "the error points into the program: {err}"
+    );
+}
