@@ -293,7 +293,7 @@ impl Interpreter {
                     BinaryOp::Pow => TBinary::Pow,
                     _ => {
                         return Err(unsupported(
-                            &format!("the operator `{}` in tensor equations", binary_symbol(*op)),
+                            &format!("the operator `{}` in tensor equations", op.symbol()),
                             e.span,
                         ));
                     }
@@ -662,26 +662,6 @@ fn unsupported_index(ix: &IndexArg, span: Span) -> RuntimeError {
         ),
         IndexArg::Slice { .. } => unsupported("slices in tensor equations", span),
         IndexArg::Expr(e) => unsupported("index arithmetic in tensor equations", e.span),
-    }
-}
-
-fn binary_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Or => "or",
-        BinaryOp::And => "and",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Gt => ">",
-        BinaryOp::Le => "<=",
-        BinaryOp::Ge => ">=",
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::MatMul => "@",
-        BinaryOp::Pow => "**",
     }
 }
 

@@ -13,26 +13,6 @@ use crate::format::format_value;
 use crate::interp::Interpreter;
 use crate::value::Value;
 
-fn symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Or => "or",
-        BinaryOp::And => "and",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Gt => ">",
-        BinaryOp::Le => "<=",
-        BinaryOp::Ge => ">=",
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::MatMul => "@",
-        BinaryOp::Pow => "**",
-    }
-}
-
 fn verb(op: BinaryOp) -> &'static str {
     match op {
         BinaryOp::Add => "add",
@@ -51,7 +31,7 @@ fn kind_error(op: BinaryOp, l: &Value, r: &Value, span: Span) -> RuntimeError {
     RuntimeError::new(
         format!(
             "`{}`: cannot {} {} and {}",
-            symbol(op),
+            op.symbol(),
             verb(op),
             l.type_name(),
             r.type_name()
@@ -349,7 +329,7 @@ fn operand_tensor(v: &Value, other: Option<DType>, op: BinaryOp, span: Span) -> 
                 return Err(RuntimeError::new(
                     format!(
                         "`{}`: the list is not a rectangular array of numbers, so it cannot be used as a tensor",
-                        symbol(op)
+                        op.symbol()
                     ),
                     span,
                 ));
@@ -359,7 +339,7 @@ fn operand_tensor(v: &Value, other: Option<DType>, op: BinaryOp, span: Span) -> 
             return Err(RuntimeError::new(
                 format!(
                     "`{}`: cannot {} {} and tensor",
-                    symbol(op),
+                    op.symbol(),
                     verb(op),
                     v.type_name()
                 ),

@@ -277,26 +277,6 @@ fn unary(op: UnaryOp) -> &'static str {
     }
 }
 
-fn binary(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Or => "or",
-        BinaryOp::And => "and",
-        BinaryOp::Eq => "==",
-        BinaryOp::Ne => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::Gt => ">",
-        BinaryOp::Le => "<=",
-        BinaryOp::Ge => ">=",
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Rem => "%",
-        BinaryOp::MatMul => "@",
-        BinaryOp::Pow => "**",
-    }
-}
-
 fn opt(e: &Option<Expr>) -> String {
     e.as_ref().map_or("_".to_string(), expr)
 }
@@ -314,7 +294,7 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Path { ty, name } => format!("{ty}::{name}"),
         ExprKind::Unary { op, expr: x } => format!("({} {})", unary(*op), expr(x)),
         ExprKind::Binary { op, lhs, rhs } => {
-            format!("({} {} {})", binary(*op), expr(lhs), expr(rhs))
+            format!("({} {} {})", op.symbol(), expr(lhs), expr(rhs))
         }
         ExprKind::Call { callee, args: a } => format!("(call {}{})", expr(callee), args(a)),
         ExprKind::MethodCall {
