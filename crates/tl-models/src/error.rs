@@ -70,3 +70,24 @@ impl fmt::Display for ModelError {
 impl std::error::Error for ModelError {}
 
 pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// Memory-maps `path` read-only, failing with a message naming the file when it cannot be
+/// opened or is shorter than the 8 bytes every supported format (`what`) starts with.
+pub(crate) fn map_file(path: &std::path::Path, what: &str) -> Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| ModelError::file(path, format!("cannot open: {e}")))?;
+    let len = file
+        .metadata()
+        .map_err(|e| ModelError::file(path, format!("cannot read file size: {e}")))?
+        .len();
+    if len < 8 {
+        return Err(ModelError::file(
+            path,
+            format!("file is too short to be {what} ({len} bytes)"),
+        ));
+    }
+    // SAFETY: the map is read-only; like every mmap-based reader we rely on the file not being
+    // truncated or rewritten by another process while it is open.
+    unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| ModelError::file(path, format!("cannot memory-map: {e}")))
+}

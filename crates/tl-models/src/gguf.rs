@@ -14,7 +14,6 @@ use crate::quant::{ALL_TYPES, GgmlType, ggml_type_name};
 use memmap2::Mmap;
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// The four bytes every GGUF file starts with.
@@ -335,22 +334,7 @@ impl GgufFile {
     /// Opens and validates a GGUF file, mapping it into memory.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let file =
-            File::open(path).map_err(|e| ModelError::file(path, format!("cannot open: {e}")))?;
-        let len = file
-            .metadata()
-            .map_err(|e| ModelError::file(path, format!("cannot read file size: {e}")))?
-            .len();
-        if len < 8 {
-            return Err(ModelError::file(
-                path,
-                format!("file is too short to be GGUF ({len} bytes)"),
-            ));
-        }
-        // SAFETY: the map is read-only; like every mmap-based reader we rely on the file not being
-        // truncated or rewritten by another process while it is open.
-        let map = unsafe { Mmap::map(&file) }
-            .map_err(|e| ModelError::file(path, format!("cannot memory-map: {e}")))?;
+        let map = crate::error::map_file(path, "GGUF")?;
         Self::parse(path, map)
     }
 

@@ -10,7 +10,6 @@ use crate::gguf::MetaValue;
 use memmap2::Mmap;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 /// Largest header accepted (the format's own limit is 100 MB).
@@ -104,21 +103,8 @@ impl std::fmt::Debug for SafetensorsFile {
 impl SafetensorsFile {
     pub fn open(path: impl AsRef<Path>) -> Result<SafetensorsFile> {
         let path = path.as_ref();
-        let file =
-            File::open(path).map_err(|e| ModelError::file(path, format!("cannot open: {e}")))?;
-        let len = file
-            .metadata()
-            .map_err(|e| ModelError::file(path, format!("cannot read file size: {e}")))?
-            .len();
-        if len < 8 {
-            return Err(ModelError::file(
-                path,
-                format!("file is too short to be safetensors ({len} bytes)"),
-            ));
-        }
-        // SAFETY: read-only map; the file must not be truncated by another process while open.
-        let map = unsafe { Mmap::map(&file) }
-            .map_err(|e| ModelError::file(path, format!("cannot memory-map: {e}")))?;
+        let map = crate::error::map_file(path, "safetensors")?;
+        let len = map.len() as u64;
         let header_len = u64::from_le_bytes(map[0..8].try_into().expect("8 bytes"));
         if header_len > MAX_HEADER || header_len > len - 8 {
             return Err(ModelError::file(
