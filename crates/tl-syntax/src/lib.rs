@@ -27,10 +27,14 @@ pub fn parse(sources: &SourceMap, file: FileId) -> Result<ast::Program, Vec<Diag
         .iter()
         .filter_map(|d| d.span.map(|s| source.line_col(s.start).0))
         .collect();
+    // An unterminated string or block comment swallows the rest of the file: the parser's
+    // complaints about reaching the end of the file are its consequence, not news.
+    let swallowed = lexed.unterminated;
     let mut errors = lexed.errors;
     errors.extend(parse_errors.into_iter().filter(|d| {
-        d.span
-            .is_none_or(|s| !lexer_lines.contains(&source.line_col(s.start).0))
+        !(swallowed && d.message.contains("end of file"))
+            && d.span
+                .is_none_or(|s| !lexer_lines.contains(&source.line_col(s.start).0))
     }));
     if errors.is_empty() {
         Ok(program)

@@ -25,6 +25,16 @@ fn lexical_errors() {
     check("x = \"a\\qb\"", &["1:7: unknown escape `\\q` in string"]);
     check("/* never closed", &["1:1: unterminated block comment"]);
     check("/* a /* b */", &["1:1: unterminated block comment"]);
+    // What an unterminated string or comment swallows is not reported again as unclosed
+    // brackets at the end of the file.
+    check(
+        "main {\n    print(\"hello)\n}\n",
+        &["2:11: unterminated string"],
+    );
+    check(
+        "let y = (\n/* never closed\n",
+        &["2:1: unterminated block comment"],
+    );
     // One error per line when the lexer already failed there.
     check(
         "x = 1 & 2",
