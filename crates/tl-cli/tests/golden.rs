@@ -325,6 +325,7 @@ const STATIC_ERRORS: &[&str] = &[
     "err_unknown_function",
     "err_unknown_name",
     "err_unterminated_string",
+    "err_user_fn_arg_count",
 ];
 
 /// `tl check` accepts every program that runs, and reports the static errors as `tl run` does.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use tl_syntax::ast::{AssignOp, Block, Expr, ExprKind, IndexArg, Stmt, StmtKind};
+use tl_syntax::ast::{Arg, AssignOp, Block, Expr, ExprKind, IndexArg, Stmt, StmtKind};
 use tl_syntax::{Diagnostic, Span};
 use tl_tensor::DType;
 
@@ -320,6 +320,21 @@ impl Resolver<'_> {
             || (DType::from_name(ty).is_some() && builtins::lookup(name).is_some())
     }
 
+    /// A call of a user function with positional arguments only must match its parameter
+    /// count (with named arguments the run-time check, which also names them, decides).
+    fn user_fn_arity(&mut self, name: &str, args: &[Arg], span: Span) {
+        let Some(f) = self.interp.fns.get(name) else {
+            return;
+        };
+        let expected = f.decl.params.len();
+        if args.iter().all(|a| a.name.is_none()) && args.len() != expected {
+            self.diags.push(Diagnostic::error(
+                crate::eval::arity_message(&f.display_name(), expected, args.len()),
+                span,
+            ));
+        }
+    }
+
     fn expr(&mut self, e: &Expr) {
         match &e.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Str(_) | ExprKind::Bool(_) => {}
@@ -347,6 +362,8 @@ impl Resolver<'_> {
                     ExprKind::Name(name) => {
                         if !self.is_known(name) {
                             self.report(format!("unknown function `{name}`"), name, callee.span);
+                        } else if !self.is_variable(name) {
+                            self.user_fn_arity(name, args, e.span);
                         }
                     }
                     _ => self.expr(callee),

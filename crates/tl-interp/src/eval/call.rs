@@ -22,6 +22,14 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// "f expects 2 arguments, got 3": shared by calls and by `tl check`, so both say the same.
+pub(crate) fn arity_message(function: &str, expected: usize, given: usize) -> String {
+    format!(
+        "{function} expects {expected} argument{}, got {given}",
+        plural(expected)
+    )
+}
+
 impl Interpreter {
     pub(crate) fn eval_call(&mut self, callee: &Expr, args: &[Arg], span: Span) -> Result<Value> {
         match &callee.kind {
@@ -182,14 +190,8 @@ impl Interpreter {
         let shown = |n: usize| if as_method { n.saturating_sub(1) } else { n };
         let given = positional.len() + named.len();
         let arity_error = || {
-            let expected = shown(params.len());
             RuntimeError::new(
-                format!(
-                    "{} expects {expected} argument{}, got {}",
-                    f.display_name(),
-                    plural(expected),
-                    shown(given)
-                ),
+                arity_message(&f.display_name(), shown(params.len()), shown(given)),
                 span,
             )
         };

@@ -3,6 +3,7 @@
 //! result, never as an error or a panic.
 
 mod call;
+pub(crate) use call::arity_message;
 mod equation;
 mod expr;
 mod index;
