@@ -500,18 +500,6 @@ impl Engine {
         comp: &strata::Component,
     ) -> Result<(), LogicError> {
         let in_comp = |rel: RelId| comp.rels.contains(&rel);
-        let full = |store: &[Relation], rule: &CRule| -> Vec<Range> {
-            rule.body
-                .iter()
-                .map(|l| match l {
-                    CLit::Pos(a) => Range {
-                        lo: 0,
-                        hi: store[a.rel].len() as u32,
-                    },
-                    _ => Range { lo: 0, hi: 0 },
-                })
-                .collect()
-        };
         // First round: every rule over everything (recursive relations hold only their base facts).
         let mut delta_lo: HashMap<RelId, u32> = comp
             .rels
@@ -523,7 +511,7 @@ impl Engine {
         let mut jobs: Vec<(usize, Vec<Range>, Option<usize>)> = comp
             .rules
             .iter()
-            .map(|&ri| (ri, full(&self.store, &rules[ri]), None))
+            .map(|&ri| (ri, eval::full_ranges(&self.store, &rules[ri].body), None))
             .collect();
         for (ri, ranges, first) in jobs.drain(..) {
             self.fire(&rules[ri], &ranges, first);
@@ -563,7 +551,7 @@ impl Engine {
                     continue;
                 }
                 if self.strategy == Strategy::Naive {
-                    let mut ranges = full(&self.store, rule);
+                    let mut ranges = eval::full_ranges(&self.store, &rule.body);
                     for &i in &rec {
                         let CLit::Pos(a) = &rule.body[i] else {
                             unreachable!()
@@ -582,7 +570,7 @@ impl Engine {
                     if delta[&ak.rel].lo == delta[&ak.rel].hi {
                         continue;
                     }
-                    let mut ranges = full(&self.store, rule);
+                    let mut ranges = eval::full_ranges(&self.store, &rule.body);
                     for (j, &dj) in rec.iter().enumerate() {
                         let CLit::Pos(a) = &rule.body[dj] else {
                             unreachable!()
@@ -736,17 +724,7 @@ impl Engine {
             nvars,
             source: NONE,
         };
-        let ranges: Vec<Range> = crule
-            .body
-            .iter()
-            .map(|l| match l {
-                CLit::Pos(a) => Range {
-                    lo: 0,
-                    hi: self.store[a.rel].len() as u32,
-                },
-                _ => Range { lo: 0, hi: 0 },
-            })
-            .collect();
+        let ranges = eval::full_ranges(&self.store, &crule.body);
         let plan = eval::plan(&mut self.store, &crule, &ranges, None, &vec![false; nvars]);
         let mut found: Vec<Vec<Id>> = Vec::new();
         let mut seen: HashSet<Vec<Id>> = HashSet::new();

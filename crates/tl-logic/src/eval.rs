@@ -73,6 +73,20 @@ pub(crate) struct Range {
     pub hi: u32,
 }
 
+/// Ranges that let every positive atom of `body` read its whole relation (negations and
+/// comparisons read no rows).
+pub(crate) fn full_ranges(store: &[Relation], body: &[CLit]) -> Vec<Range> {
+    body.iter()
+        .map(|l| match l {
+            CLit::Pos(a) => Range {
+                lo: 0,
+                hi: store[a.rel].len() as u32,
+            },
+            _ => Range { lo: 0, hi: 0 },
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Access {
     Scan,

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::engine::Engine;
 use crate::error::LogicError;
-use crate::eval::{self, Arg, CLit, Range, RelId};
+use crate::eval::{self, Arg, CLit, RelId};
 use crate::rule::{Atom, Term};
 use crate::value::{Id, Value};
 
@@ -196,17 +196,7 @@ impl Engine {
                 prebound[v] = true;
             }
         }
-        let ranges: Vec<Range> = rule
-            .body
-            .iter()
-            .map(|l| match l {
-                CLit::Pos(a) => Range {
-                    lo: 0,
-                    hi: self.store[a.rel].len() as u32,
-                },
-                _ => Range { lo: 0, hi: 0 },
-            })
-            .collect();
+        let ranges = eval::full_ranges(&self.store, &rule.body);
         let mut plan = self.plan_for(&rule, &ranges, &prebound);
         plan.max_round = prov.round;
         let order = plan.step_literals();
