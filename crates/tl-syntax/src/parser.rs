@@ -273,6 +273,28 @@ impl<'s> Parser<'s> {
         result
     }
 
+    /// Comma-separated items (a trailing comma allowed) up to `close`, which is consumed; the
+    /// opening delimiter, at `open`, was consumed by the caller. Newlines inside are ignored.
+    fn comma_list<T>(
+        &mut self,
+        close: Tok,
+        what: &str,
+        open: Span,
+        mut item: impl FnMut(&mut Self) -> PResult<T>,
+    ) -> PResult<Vec<T>> {
+        self.with_mode(Mode::Paren, |p| {
+            let mut items = Vec::new();
+            while !p.at(&close) {
+                items.push(item(p)?);
+                if !p.eat(&Tok::Comma) {
+                    break;
+                }
+            }
+            p.expect_close(close, what, open)?;
+            Ok(items)
+        })
+    }
+
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
         self.depth += 1;
         let result = if self.depth > MAX_DEPTH {
@@ -636,17 +658,7 @@ impl<'s> Parser<'s> {
         let open = self
             .expect(Tok::LParen, " to start the parameter list")?
             .span;
-        self.with_mode(Mode::Paren, |p| {
-            let mut params = Vec::new();
-            while !p.at(&Tok::RParen) {
-                params.push(p.param(false)?);
-                if !p.eat(&Tok::Comma) {
-                    break;
-                }
-            }
-            p.expect_close(Tok::RParen, "parameter list", open)?;
-            Ok(params)
-        })
+        self.comma_list(Tok::RParen, "parameter list", open, |p| p.param(false))
     }
 
     fn param(&mut self, type_required: bool) -> PResult<Param> {
@@ -724,23 +736,15 @@ impl<'s> Parser<'s> {
             ));
         }
         let open = self.bump().span;
-        let dims = self.with_mode(Mode::Paren, |p| {
-            let mut dims = Vec::new();
-            while !p.at(&Tok::RBracket) {
-                let dim = match p.peek().clone() {
-                    Tok::Int(n) if n >= 0 => Dim::Fixed(n as usize),
-                    Tok::Ident(d) if !is_reserved(&d) => Dim::Named(d),
-                    Tok::Question => Dim::Any,
-                    _ => return Err(p.expected("a dimension (an integer, a name or `?`)")),
-                };
-                p.bump();
-                dims.push(dim);
-                if !p.eat(&Tok::Comma) {
-                    break;
-                }
-            }
-            p.expect_close(Tok::RBracket, "shape", open)?;
-            Ok(dims)
+        let dims = self.comma_list(Tok::RBracket, "shape", open, |p| {
+            let dim = match p.peek().clone() {
+                Tok::Int(n) if n >= 0 => Dim::Fixed(n as usize),
+                Tok::Ident(d) if !is_reserved(&d) => Dim::Named(d),
+                Tok::Question => Dim::Any,
+                _ => return Err(p.expected("a dimension (an integer, a name or `?`)")),
+            };
+            p.bump();
+            Ok(dim)
         })?;
         Ok(TypeExpr::Tensor(TensorType {
             dtype: name,
@@ -1087,25 +1091,14 @@ impl<'s> Parser<'s> {
         let start = self.peek_span().start;
         let (name, _) = self.ident("a relation name")?;
         let open = self.expect(Tok::LParen, &format!(" after `{name}`"))?.span;
-        let args = self.with_mode(Mode::Paren, |p| {
-            let mut args = Vec::new();
-            while !p.at(&Tok::RParen) {
-                let e = p.expr()?;
-                match expr_to_term(&e) {
-                    Some(t) => args.push(t),
-                    None => {
-                        return Err(p.error(
-                            "expected a term (a variable, a symbol, an integer, a string or `_`)",
-                            e.span,
-                        ));
-                    }
-                }
-                if !p.eat(&Tok::Comma) {
-                    break;
-                }
-            }
-            p.expect_close(Tok::RParen, "atom", open)?;
-            Ok(args)
+        let args = self.comma_list(Tok::RParen, "atom", open, |p| {
+            let e = p.expr()?;
+            expr_to_term(&e).ok_or_else(|| {
+                p.error(
+                    "expected a term (a variable, a symbol, an integer, a string or `_`)",
+                    e.span,
+                )
+            })
         })?;
         Ok(Atom {
             name,
@@ -1369,49 +1362,31 @@ impl<'s> Parser<'s> {
     /// `(a, name: b)`; the `(` is next.
     fn call_args(&mut self) -> PResult<Vec<Arg>> {
         let open = self.bump().span;
-        self.with_mode(Mode::Paren, |p| {
-            let mut args = Vec::new();
-            while !p.at(&Tok::RParen) {
-                let start = p.peek_span().start;
-                let named = matches!(p.peek(), Tok::Ident(n) if !is_reserved(n))
-                    && matches!(p.peek_nth(1), Tok::Colon | Tok::ColonDash);
-                let name = if named {
-                    let (name, _) = p.ident("an argument name")?;
-                    p.split_colon_dash();
-                    p.bump(); // :
-                    Some(name)
-                } else {
-                    None
-                };
-                let value = p.expr()?;
-                args.push(Arg {
-                    name,
-                    value,
-                    span: p.span_from(start),
-                });
-                if !p.eat(&Tok::Comma) {
-                    break;
-                }
-            }
-            p.expect_close(Tok::RParen, "call", open)?;
-            Ok(args)
+        self.comma_list(Tok::RParen, "call", open, |p| {
+            let start = p.peek_span().start;
+            let named = matches!(p.peek(), Tok::Ident(n) if !is_reserved(n))
+                && matches!(p.peek_nth(1), Tok::Colon | Tok::ColonDash);
+            let name = if named {
+                let (name, _) = p.ident("an argument name")?;
+                p.split_colon_dash();
+                p.bump(); // :
+                Some(name)
+            } else {
+                None
+            };
+            let value = p.expr()?;
+            Ok(Arg {
+                name,
+                value,
+                span: p.span_from(start),
+            })
         })
     }
 
     /// `[i, a:b, :, ::2, p'., *t]`; the `[` is next.
     fn index_args(&mut self) -> PResult<Vec<IndexArg>> {
         let open = self.bump().span;
-        self.with_mode(Mode::Paren, |p| {
-            let mut indices = Vec::new();
-            while !p.at(&Tok::RBracket) {
-                indices.push(p.index_arg()?);
-                if !p.eat(&Tok::Comma) {
-                    break;
-                }
-            }
-            p.expect_close(Tok::RBracket, "index", open)?;
-            Ok(indices)
-        })
+        self.comma_list(Tok::RBracket, "index", open, Self::index_arg)
     }
 
     fn index_arg(&mut self) -> PResult<IndexArg> {
@@ -1503,17 +1478,7 @@ impl<'s> Parser<'s> {
             }
             Tok::LBracket => {
                 self.bump();
-                let items = self.with_mode(Mode::Paren, |p| {
-                    let mut items = Vec::new();
-                    while !p.at(&Tok::RBracket) {
-                        items.push(p.expr()?);
-                        if !p.eat(&Tok::Comma) {
-                            break;
-                        }
-                    }
-                    p.expect_close(Tok::RBracket, "array", token.span)?;
-                    Ok(items)
-                })?;
+                let items = self.comma_list(Tok::RBracket, "array", token.span, Self::expr)?;
                 ExprKind::Array(items)
             }
             Tok::LParen => {
