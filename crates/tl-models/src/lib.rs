@@ -10,17 +10,24 @@
 //! - [`Model`]: either format behind one namespace (GGUF names and keys, q/k rows in GGUF's
 //!   adjacent-pairs RoPE order), float tensors as `tl_tensor::Tensor`, raw packed bytes for
 //!   quantized kernels, explicit per-tensor `dequantize`.
+//! - [`Tokenizer`]: the vocabulary inside a GGUF file (SentencePiece and byte-level BPE) or a
+//!   Hugging Face `tokenizer.json`; `encode`, `decode`, a [`StreamDecoder`] for one generated
+//!   token at a time, and the model's chat template ([`chat_template`], MiniJinja).
 //!
 //! Every error is a [`ModelError`] naming the file, the tensor (if any) and the problem.
 
+pub mod chat_template;
 pub mod error;
 pub mod gguf;
 pub mod model;
 pub mod quant;
 pub mod safetensors;
+pub mod tokenizer;
 
+pub use chat_template::{ChatMessage, DEFAULT_CHAT_TEMPLATE, render_chat_template};
 pub use error::{ModelError, Result};
 pub use gguf::{GgufFile, GgufTensorInfo, MetaValue};
 pub use model::{Model, ModelConfig, ModelFormat, RawTensor, TensorDesc};
 pub use quant::{GgmlType, dequantize_row, matvec, matvec_with_threads, quantize_row};
 pub use safetensors::{SafetensorsFile, hf_to_gguf_name, rope_permutation};
+pub use tokenizer::{StreamDecoder, Tokenizer};
