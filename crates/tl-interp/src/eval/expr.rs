@@ -235,6 +235,13 @@ pub(crate) fn member(base: &Value, name: &str, span: Span) -> Result<Value> {
                 span,
             )),
         },
+        Value::Object(o) => match o.member(name) {
+            Some(r) => r.map_err(|m| RuntimeError::new(m, span)),
+            None => Err(RuntimeError::new(
+                format!("a {} has no field `{name}`", o.type_name()),
+                span,
+            )),
+        },
         other => Err(RuntimeError::new(
             format!("{} has no field `{name}`", describe_kind(other)),
             span,

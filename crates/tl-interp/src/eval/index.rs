@@ -174,6 +174,21 @@ fn one_index_only(kind: &str, ixs: &[(Ix, Span)], span: Span) -> Result<()> {
 /// `base[ixs]`.
 pub(crate) fn index_value(base: &Value, ixs: &[(Ix, Span)], span: Span) -> Result<Value> {
     match base {
+        Value::Object(o) => {
+            one_index_only(o.type_name(), ixs, span)?;
+            let what = format!("a {}", o.type_name());
+            let (ix, ix_span) = &ixs[0];
+            let Ix::At(i) = ix else {
+                return Err(RuntimeError::new(
+                    format!("{what} takes one int index, not a slice or a tensor"),
+                    *ix_span,
+                ));
+            };
+            match o.index(*i) {
+                Some(r) => r.map_err(|m| RuntimeError::new(m, *ix_span)),
+                None => Err(RuntimeError::new(format!("{what} cannot be indexed"), span)),
+            }
+        }
         Value::List(items) => {
             one_index_only("list", ixs, span)?;
             let (ix, ix_span) = &ixs[0];
