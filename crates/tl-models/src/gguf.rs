@@ -433,7 +433,7 @@ impl GgufFile {
                     kind.block_size()
                 )));
             }
-            let n_bytes = kind.bytes_for(numel).map_err(|e| terr(e.problem))?;
+            let n_bytes = kind.bytes_for(numel).map_err(|e| terr(e.0))?;
             if offset % alignment != 0 {
                 return Err(terr(format!(
                     "data offset {offset} is not a multiple of the alignment {alignment}"

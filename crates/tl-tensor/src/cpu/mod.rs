@@ -4,6 +4,7 @@ pub(crate) mod copy;
 pub(crate) mod elementwise;
 pub(crate) mod matmul;
 pub(crate) mod nn;
+pub(crate) mod quantized;
 pub(crate) mod reduce;
 pub(crate) mod strided;
 

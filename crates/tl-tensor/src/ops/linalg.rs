@@ -52,6 +52,7 @@ impl Tensor {
     /// (left) or column (right) vector and that dim is removed from the result; leading batch
     /// dims broadcast. Float dtypes only; mixed float dtypes are promoted.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("matmul", &[self, other])?;
         let (sa, sb) = (self.shape(), other.shape());
         if self.rank() == 0 || other.rank() == 0 {
             bail!(
