@@ -22,7 +22,8 @@ pub fn quantize_row(kind: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
 }
 
 /// y = W x for a row-major `rows` x `cols` weight matrix packed in `kind`, reading the packed
-/// blocks directly, on every core.
+/// blocks directly, on every core, with `x` kept in f32 (exact up to f32 rounding;
+/// `Tensor::linear` uses the faster 8-bit-x kernels, see [`tl_tensor::quant::XPrecision`]).
 pub fn matvec(
     kind: GgmlType,
     weight: &[u8],
@@ -31,7 +32,8 @@ pub fn matvec(
     x: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
-    tl_tensor::quant::matvec(kind, weight, rows, cols, x, y).map_err(model_error)
+    let exact = tl_tensor::quant::XPrecision::F32;
+    tl_tensor::quant::matvec_with(kind, weight, rows, cols, x, y, exact, true).map_err(model_error)
 }
 
 /// `matvec` using at most `threads` threads (1 = the calling thread only).
@@ -44,6 +46,7 @@ pub fn matvec_with_threads(
     y: &mut [f32],
     threads: usize,
 ) -> Result<()> {
-    tl_tensor::quant::matvec_with_threads(kind, weight, rows, cols, x, y, threads)
+    let exact = tl_tensor::quant::XPrecision::F32;
+    tl_tensor::quant::matvec_with(kind, weight, rows, cols, x, y, exact, threads > 1)
         .map_err(model_error)
 }

@@ -103,5 +103,19 @@ pub trait Backend: Send + Sync {
         scale: f64,
     ) -> Result<Tensor>;
 
+    /// `x @ w^T + b` for float `x` [.., in], `w` [out, in] (float or quantized) and float
+    /// `b` [out], arguments checked by `Tensor::linear`. The default goes through `matmul`
+    /// for float weights and refuses quantized ones; backends with packed kernels override it.
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        if w.dtype().is_quantized() {
+            crate::bail!(
+                "not supported yet: linear with a {} weight on the {} backend (cast it to float32 first)",
+                w.dtype(),
+                self.name()
+            );
+        }
+        crate::ops::linalg::linear_via_matmul(x, w, b)
+    }
+
     // --- linear algebra and neural ops go above this line ---
 }

@@ -66,7 +66,7 @@ pub(crate) fn gemm_strided<T: 'static + Copy + Default>(
     gemm_with(g, lhs, rhs, dst, one, parallelism_for(g.m * g.n * g.k));
 }
 
-fn gemm_with<T: 'static + Copy + Default>(
+pub(crate) fn gemm_with<T: 'static + Copy + Default>(
     g: Gemm,
     lhs: &[T],
     rhs: &[T],

@@ -2,6 +2,7 @@
 
 pub(crate) mod copy;
 pub(crate) mod elementwise;
+pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod quantized;
@@ -125,6 +126,10 @@ impl Backend for CpuBackend {
         scale: f64,
     ) -> Result<Tensor> {
         nn::attention(q, k, v, mask, scale)
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        linear::linear(x, w, b)
     }
 
     // --- linear algebra and neural ops go above this line ---

@@ -21,6 +21,8 @@
 use crate::error::{Result, TensorError};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+pub use matvec::XPrecision;
+use matvec::{PackedRows, matvec_rows};
 
 /// Values per super-block of the K-quant formats.
 pub const QK_K: usize = 256;
@@ -217,6 +219,14 @@ fn check_sizes(kind: GgmlType, bytes: usize, values: usize, what: &str) -> Resul
 /// a whole number of blocks and `bytes` exactly their size).
 pub fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
     check_sizes(kind, bytes.len(), out.len(), "dequantize_row")?;
+    dequantize_blocks(kind, bytes, out);
+    Ok(())
+}
+
+/// The body of [`dequantize_row`] for sizes already checked; inlined into callers compiled
+/// for wider vectors.
+#[inline(always)]
+pub(crate) fn dequantize_blocks(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
     let bb = kind.block_bytes();
     match kind {
         GgmlType::F32 => {
@@ -293,31 +303,34 @@ pub fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(
             for (o, b) in out.chunks_exact_mut(QK_K).zip(bytes.chunks_exact(bb)) {
                 let (ql, qh, sc) = (&b[0..128], &b[128..192], &b[192..208]);
                 let d = f16_at(b, 208);
-                for (e, v) in o.iter_mut().enumerate() {
-                    let q = q6k_value(ql, qh, e);
-                    *v = (d * (sc[e / 16] as i8) as f32) * q as f32;
+                // Value e = 128 half + 32 quarter + l. Quarters 0 and 1 take the low nibbles
+                // of ql[64 half + l] and ql[64 half + 32 + l], quarters 2 and 3 the high
+                // nibbles of the same bytes; the two high bits come from qh[32 half + l].
+                // Written a quarter of 32 values at a time so the loop vectorises.
+                for half in 0..2 {
+                    let hi: &[u8; 32] = qh[32 * half..32 * half + 32].try_into().expect("32");
+                    for quarter in 0..4 {
+                        let lo: &[u8; 32] = ql[64 * half + 32 * (quarter % 2)..][..32]
+                            .try_into()
+                            .expect("32 bytes");
+                        let base = 128 * half + 32 * quarter;
+                        let lo_shift = if quarter < 2 { 0 } else { 4 };
+                        let scale = [
+                            d * (sc[base / 16] as i8) as f32,
+                            d * (sc[base / 16 + 1] as i8) as f32,
+                        ];
+                        let dst: &mut [f32; 32] =
+                            (&mut o[base..base + 32]).try_into().expect("32 values");
+                        for l in 0..32 {
+                            let q = ((lo[l] >> lo_shift) & 0x0F)
+                                | (((hi[l] >> (2 * quarter)) & 3) << 4);
+                            dst[l] = scale[l / 16] * (q as i32 - 32) as f32;
+                        }
+                    }
                 }
             }
         }
     }
-    Ok(())
-}
-
-/// The signed 6-bit value `e` (0..256) of a Q6_K block, already offset by -32.
-#[inline]
-fn q6k_value(ql: &[u8], qh: &[u8], e: usize) -> i32 {
-    let (half, r) = (e / 128, e % 128);
-    let (quarter, l) = (r / 32, r % 32);
-    // Quarters 0 and 1 use the low nibbles of ql[64h + l] and ql[64h + 32 + l], quarters 2 and 3
-    // the high nibbles of the same bytes; the two high bits come from qh[32h + l].
-    let lo_byte = ql[64 * half + 32 * (quarter % 2) + l];
-    let lo = if quarter < 2 {
-        lo_byte & 0x0F
-    } else {
-        lo_byte >> 4
-    };
-    let hi = (qh[32 * half + l] >> (2 * quarter)) & 3;
-    (lo | (hi << 4)) as i32 - 32
 }
 
 /// Packs `x` (a whole number of blocks) into `kind`. Supported for the float types, Q8_0 and Q4_0,
@@ -366,14 +379,14 @@ pub fn quantize_row(kind: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+pub(crate) mod matvec;
 pub(crate) mod portable;
-
-/// Below this many weights a mat-vec runs on the calling thread.
-const PARALLEL_THRESHOLD: usize = 1 << 18;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd;
 
 /// y = W x for a row-major `rows` x `cols` weight matrix packed in `kind` (each row a whole
-/// number of blocks), reading the packed blocks directly. Large matrices are split by rows over
-/// as many threads as the machine has.
+/// number of blocks), reading the packed blocks directly, on the worker pool. Q8_0, Q4_0 and
+/// Q4_1 use integer dots with `x` quantized to 8-bit blocks ([`XPrecision::Fast`]).
 pub fn matvec(
     kind: GgmlType,
     weight: &[u8],
@@ -382,11 +395,10 @@ pub fn matvec(
     x: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    matvec_with_threads(kind, weight, rows, cols, x, y, threads)
+    matvec_with(kind, weight, rows, cols, x, y, XPrecision::Fast, true)
 }
 
-/// `matvec` using at most `threads` threads (1 = the calling thread only).
+/// `matvec` on the calling thread only (`threads` < 2) or on the worker pool.
 pub fn matvec_with_threads(
     kind: GgmlType,
     weight: &[u8],
@@ -395,6 +407,30 @@ pub fn matvec_with_threads(
     x: &[f32],
     y: &mut [f32],
     threads: usize,
+) -> Result<()> {
+    matvec_with(
+        kind,
+        weight,
+        rows,
+        cols,
+        x,
+        y,
+        XPrecision::Fast,
+        threads > 1,
+    )
+}
+
+/// `matvec` with a chosen treatment of `x` ([`XPrecision::F32`] keeps x exact) and threading.
+#[allow(clippy::too_many_arguments)]
+pub fn matvec_with(
+    kind: GgmlType,
+    weight: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    y: &mut [f32],
+    precision: XPrecision,
+    parallel: bool,
 ) -> Result<()> {
     let row_bytes = kind
         .bytes_for(cols)
@@ -416,23 +452,14 @@ pub fn matvec_with_threads(
             y.len()
         )));
     }
-    if rows * cols < PARALLEL_THRESHOLD || threads < 2 || rows < 2 {
-        for (r, out) in y.iter_mut().enumerate() {
-            *out = portable::dot_row(kind, &weight[r * row_bytes..(r + 1) * row_bytes], x);
-        }
-        return Ok(());
-    }
-    let rows_per_thread = rows.div_ceil(threads.min(rows));
-    std::thread::scope(|scope| {
-        for (chunk_index, ys) in y.chunks_mut(rows_per_thread).enumerate() {
-            let first = chunk_index * rows_per_thread;
-            let w = &weight[first * row_bytes..(first + ys.len()) * row_bytes];
-            scope.spawn(move || {
-                for (out, row) in ys.iter_mut().zip(w.chunks_exact(row_bytes)) {
-                    *out = portable::dot_row(kind, row, x);
-                }
-            });
-        }
-    });
+    let w = PackedRows {
+        kind,
+        bytes: weight,
+        first: 0,
+        stride: row_bytes,
+        rows,
+        cols,
+    };
+    matvec_rows(&w, x, y, precision, parallel);
     Ok(())
 }

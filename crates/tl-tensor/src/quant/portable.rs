@@ -79,6 +79,7 @@ fn float_dot(row: &[u8], x: &[f32], width: usize, value: impl Fn(&[u8]) -> f32) 
 
 /// Dot product of one packed row with `x` (both `x.len()` values long), reading the blocks
 /// directly. Sums run in f32 within a block and f64 across blocks.
+#[inline(always)]
 pub(crate) fn dot_row(kind: GgmlType, row: &[u8], x: &[f32]) -> f32 {
     let bb = kind.block_bytes();
     let mut acc = 0f64;
