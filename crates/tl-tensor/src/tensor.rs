@@ -30,7 +30,10 @@ impl Tensor {
                 n
             );
         }
-        crate::stats::count_allocation(storage.byte_len());
+        // Views of a mapped file allocate nothing.
+        if !storage.is_shared() {
+            crate::stats::count_allocation(storage.byte_len());
+        }
         Ok(Tensor {
             storage: Arc::new(Storage::Cpu(storage)),
             layout: Layout::contiguous(shape),
@@ -122,6 +125,11 @@ impl Tensor {
         match self.device() {
             Device::Cpu => &CPU,
         }
+    }
+
+    /// The storage for writing, when this tensor is its only holder (`None` when shared).
+    pub fn storage_mut(&mut self) -> Option<&mut Storage> {
+        Arc::get_mut(&mut self.storage)
     }
 
     /// True when both tensors share one storage allocation.

@@ -12,6 +12,8 @@ use half::{bf16, f16};
 /// Element types a host storage holds, with access to the typed vector.
 pub(crate) trait CpuElem: Copy + Default + Send + Sync + 'static {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    /// Mutable elements; a buffer shared with a file map is copied first (copy-on-write).
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
     fn wrap(v: Vec<Self>) -> CpuStorage;
 }
 
@@ -21,6 +23,12 @@ macro_rules! cpu_elem {
             fn slice(s: &CpuStorage) -> Option<&[Self]> {
                 match s {
                     CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v.make_mut()),
                     _ => None,
                 }
             }

@@ -8,6 +8,7 @@ pub(crate) mod nn;
 pub(crate) mod quantized;
 pub(crate) mod reduce;
 pub(crate) mod strided;
+pub(crate) mod write;
 
 use crate::backend::Backend;
 use crate::dtype::DType;
@@ -72,6 +73,10 @@ impl Backend for CpuBackend {
 
     fn index_select(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
         copy::index_select(x, dim, index)
+    }
+
+    fn write_slice(&self, dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) -> Result<()> {
+        write::write_slice(dst, dim, start, src)
     }
 
     // --- core ops (elementwise, reductions, copies) go above this line ---

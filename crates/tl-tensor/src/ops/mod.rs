@@ -11,6 +11,7 @@ pub mod nn;
 pub mod quantized;
 pub mod reduce;
 pub mod shape;
+pub mod write;
 
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use reduce::ReduceOp;
