@@ -183,7 +183,7 @@ impl GgufTensorInfo {
 /// An open GGUF file: parsed header, memory-mapped data.
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    map: std::sync::Arc<Mmap>,
     version: u32,
     alignment: u64,
     data_offset: u64,
@@ -433,7 +433,7 @@ impl GgufFile {
                     kind.block_size()
                 )));
             }
-            let n_bytes = kind.bytes_for(numel).map_err(|e| terr(e.problem))?;
+            let n_bytes = kind.bytes_for(numel).map_err(|e| terr(e.0))?;
             if offset % alignment != 0 {
                 return Err(terr(format!(
                     "data offset {offset} is not a multiple of the alignment {alignment}"
@@ -496,7 +496,7 @@ impl GgufFile {
 
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map,
+            map: std::sync::Arc::new(map),
             version,
             alignment,
             data_offset,
@@ -580,6 +580,11 @@ impl GgufFile {
 
     pub fn tensor_info(&self, name: &str) -> Option<&GgufTensorInfo> {
         self.tensor_index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The memory map of the whole file, shared (tensors view it without copying).
+    pub fn shared_map(&self) -> std::sync::Arc<Mmap> {
+        self.map.clone()
     }
 
     /// The packed bytes of a tensor, a slice of the map (bounds were checked when opening).

@@ -9,11 +9,13 @@ use crate::safetensors::{
     SafetensorsFile, StDtype, hf_to_gguf_name, read_hf_config, rope_permutation,
 };
 use half::{bf16, f16};
+use memmap2::Mmap;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tl_tensor::Tensor;
+use std::sync::Arc;
+use tl_tensor::{CpuStorage, HostBuf, SharedBytes, Tensor};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelFormat {
@@ -356,37 +358,49 @@ impl Model {
         }
     }
 
-    /// A float tensor (F32, F16 or BF16, kept in its dtype). Quantized tensors are refused: use
-    /// `raw` with a quantized kernel, or `dequantize` to expand one tensor explicitly.
+    /// The memory map of the file holding tensor `name`.
+    fn shared_map(&self, name: &str) -> Result<Arc<Mmap>> {
+        match &self.source {
+            Source::Gguf(g) => Ok(g.shared_map()),
+            Source::Safetensors { files, entries, .. } => {
+                let e = entries.get(name).ok_or_else(|| self.no_tensor(name))?;
+                Ok(files[e.file].shared_map())
+            }
+        }
+    }
+
+    /// A tensor in its stored type: F32, F16 and BF16 stay so, quantized formats stay packed
+    /// (a `q4_0`, ... tensor that `linear` and `embedding` read directly). The tensor views
+    /// the memory-mapped file without a copy when its data is aligned for its element type
+    /// (GGUF aligns tensor data); otherwise, and for safetensors q/k projections whose rows
+    /// are reordered for RoPE, it owns a copy.
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
         let raw = self.raw(name)?;
         let err = |p: String| ModelError::tensor(&self.path, name, p);
-        let b = &raw.bytes;
-        let result = match raw.kind {
-            GgmlType::F32 => Tensor::from_f32(
-                b.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                &raw.shape,
-            ),
-            GgmlType::F16 => Tensor::from_f16(
-                b.chunks_exact(2)
-                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-                &raw.shape,
-            ),
-            GgmlType::BF16 => Tensor::from_bf16(
-                b.chunks_exact(2)
-                    .map(|c| bf16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-                &raw.shape,
-            ),
-            q => {
-                return Err(err(format!(
-                    "is quantized ({}); read it with a quantized kernel or dequantize it explicitly",
-                    q.name()
-                )));
+        let (owner, offset, len): (SharedBytes, usize, usize) = match raw.bytes {
+            Cow::Borrowed(b) => {
+                let map = self.shared_map(name)?;
+                let offset = (b.as_ptr() as usize)
+                    .checked_sub(map.as_ptr() as usize)
+                    .ok_or_else(|| err("internal: tensor bytes lie outside the file map".into()))?;
+                (map, offset, b.len())
             }
+            Cow::Owned(v) => {
+                let len = v.len();
+                (Arc::new(v), 0, len)
+            }
+        };
+        let shape = &raw.shape;
+        let n: usize = shape.iter().product();
+        let result = match raw.kind {
+            GgmlType::F32 => HostBuf::<f32>::from_shared(owner, offset, n)
+                .and_then(|b| Tensor::from_cpu_storage(CpuStorage::F32(b), shape)),
+            GgmlType::F16 => HostBuf::<f16>::from_shared(owner, offset, n)
+                .and_then(|b| Tensor::from_cpu_storage(CpuStorage::F16(b), shape)),
+            GgmlType::BF16 => HostBuf::<bf16>::from_shared(owner, offset, n)
+                .and_then(|b| Tensor::from_cpu_storage(CpuStorage::BF16(b), shape)),
+            q => HostBuf::<u8>::from_shared(owner, offset, len)
+                .and_then(|b| Tensor::from_quantized(q, b, shape)),
         };
         result.map_err(|e| err(e.to_string()))
     }

@@ -84,7 +84,7 @@ pub struct StTensorInfo {
 /// An open safetensors file.
 pub struct SafetensorsFile {
     path: PathBuf,
-    map: Mmap,
+    map: std::sync::Arc<Mmap>,
     data_start: usize,
     tensors: Vec<StTensorInfo>,
     index: HashMap<String, usize>,
@@ -212,7 +212,7 @@ impl SafetensorsFile {
             .collect();
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
-            map,
+            map: std::sync::Arc::new(map),
             data_start,
             tensors,
             index,
@@ -236,6 +236,11 @@ impl SafetensorsFile {
     /// The `__metadata__` string map of the header.
     pub fn metadata(&self) -> &HashMap<String, String> {
         &self.metadata
+    }
+
+    /// The memory map of the whole file, shared (tensors view it without copying).
+    pub fn shared_map(&self) -> std::sync::Arc<Mmap> {
+        self.map.clone()
     }
 
     /// The raw bytes of a tensor (a slice of the map; bounds were checked when opening).

@@ -53,6 +53,24 @@ pub trait Backend: Send + Sync {
     /// The slices `index[k]` of `x` along `dim`, for a 1-D I64 `index`; out of range fails.
     fn index_select(&self, x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor>;
 
+    /// Copies `src` (already `dst`'s dtype; `dst`'s shape except `src.shape[dim]` along `dim`)
+    /// into `dst` at `start..` along `dim`, arguments checked by
+    /// `Tensor::write_slice_in_place`. The default rebuilds `dst` from views and `concat` (a
+    /// copy, always correct); backends that can write in place override it.
+    fn write_slice(&self, dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) -> Result<()> {
+        let (len, size) = (src.shape()[dim], dst.shape()[dim]);
+        let mut parts = Vec::with_capacity(3);
+        if start > 0 {
+            parts.push(dst.narrow(dim as isize, 0, start)?);
+        }
+        parts.push(src.clone());
+        if start + len < size {
+            parts.push(dst.narrow(dim as isize, start + len, size - start - len)?);
+        }
+        *dst = Tensor::concat(&parts, dim as isize)?;
+        Ok(())
+    }
+
     // --- core ops (elementwise, reductions, copies) go above this line ---
 
     /// Batched matrix product of `a` [B.., m, k] and `b` [B.., k, n]: same rank, equal batch
@@ -102,6 +120,20 @@ pub trait Backend: Send + Sync {
         mask: Option<&Tensor>,
         scale: f64,
     ) -> Result<Tensor>;
+
+    /// `x @ w^T + b` for float `x` [.., in], `w` [out, in] (float or quantized) and float
+    /// `b` [out], arguments checked by `Tensor::linear`. The default goes through `matmul`
+    /// for float weights and refuses quantized ones; backends with packed kernels override it.
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        if w.dtype().is_quantized() {
+            crate::bail!(
+                "not supported yet: linear with a {} weight on the {} backend (cast it to float32 first)",
+                w.dtype(),
+                self.name()
+            );
+        }
+        crate::ops::linalg::linear_via_matmul(x, w, b)
+    }
 
     // --- linear algebra and neural ops go above this line ---
 }

@@ -2,6 +2,7 @@
 //! Floats use 4 decimals, or scientific notation when the magnitudes call for it; every
 //! element is padded to one width; rows longer than 80 columns wrap; tensors of more than
 //! 1000 elements are summarised with `...`, keeping 3 items at each edge of each dimension.
+//! Quantized tensors print as `tensor(dtype=q4_0, shape=[..])`.
 
 use crate::dtype::DType;
 use crate::tensor::Tensor;
@@ -151,6 +152,15 @@ impl Printer<'_> {
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dtype = self.dtype();
+        // Packed weights are summarised: their values are rarely what a user wants to read.
+        if dtype.is_quantized() {
+            return write!(
+                f,
+                "tensor(dtype={}, shape={:?})",
+                dtype.name(),
+                self.shape()
+            );
+        }
         let suffix = match dtype {
             DType::F16 | DType::BF16 => format!(", dtype={}", dtype.name()),
             _ => String::new(),

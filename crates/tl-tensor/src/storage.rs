@@ -2,16 +2,23 @@
 //! behind the [`crate::Backend`] trait.
 
 use crate::dtype::DType;
+pub use crate::hostbuf::HostBuf;
+use crate::quant::{GgmlType, dequantize_row};
 use half::{bf16, f16};
 
-/// Host memory holding elements of one dtype, row-major in the storage's own indexing.
+/// Host memory holding elements of one dtype, row-major in the storage's own indexing. Each
+/// buffer is owned or a read-only view of shared bytes (a memory-mapped file); see
+/// [`HostBuf`]. Quantized storage holds whole GGUF blocks; its elements are the logical
+/// (dequantized) values, `block_size` per block.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CpuStorage {
-    F32(Vec<f32>),
-    F16(Vec<f16>),
-    BF16(Vec<bf16>),
-    I64(Vec<i64>),
-    Bool(Vec<bool>),
+    F32(HostBuf<f32>),
+    F16(HostBuf<f16>),
+    BF16(HostBuf<bf16>),
+    I64(HostBuf<i64>),
+    Bool(HostBuf<bool>),
+    /// Packed blocks of a quantized format (never F32/F16/BF16).
+    Quantized(GgmlType, HostBuf<u8>),
 }
 
 impl CpuStorage {
@@ -22,9 +29,11 @@ impl CpuStorage {
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::I64(_) => DType::I64,
             CpuStorage::Bool(_) => DType::Bool,
+            CpuStorage::Quantized(q, _) => q.dtype(),
         }
     }
 
+    /// Number of (logical) elements.
     pub fn len(&self) -> usize {
         match self {
             CpuStorage::F32(v) => v.len(),
@@ -32,6 +41,15 @@ impl CpuStorage {
             CpuStorage::BF16(v) => v.len(),
             CpuStorage::I64(v) => v.len(),
             CpuStorage::Bool(v) => v.len(),
+            CpuStorage::Quantized(q, b) => b.len() / q.block_bytes() * q.block_size(),
+        }
+    }
+
+    /// Bytes the elements take in memory.
+    pub fn byte_len(&self) -> usize {
+        match self {
+            CpuStorage::Quantized(_, b) => b.len(),
+            s => s.len() * s.dtype().size_in_bytes(),
         }
     }
 
@@ -39,7 +57,20 @@ impl CpuStorage {
         self.len() == 0
     }
 
-    /// Element `i` converted to f64 (exact for every dtype but large i64).
+    /// True when the elements are a view of bytes shared with another owner (a file map).
+    pub fn is_shared(&self) -> bool {
+        match self {
+            CpuStorage::F32(v) => v.is_shared(),
+            CpuStorage::F16(v) => v.is_shared(),
+            CpuStorage::BF16(v) => v.is_shared(),
+            CpuStorage::I64(v) => v.is_shared(),
+            CpuStorage::Bool(v) => v.is_shared(),
+            CpuStorage::Quantized(_, b) => b.is_shared(),
+        }
+    }
+
+    /// Element `i` converted to f64 (exact for every dtype but large i64; quantized elements
+    /// are dequantized, one block at a time).
     pub fn get_f64(&self, i: usize) -> f64 {
         match self {
             CpuStorage::F32(v) => v[i] as f64,
@@ -47,6 +78,14 @@ impl CpuStorage {
             CpuStorage::BF16(v) => v[i].to_f64(),
             CpuStorage::I64(v) => v[i] as f64,
             CpuStorage::Bool(v) => v[i] as u8 as f64,
+            CpuStorage::Quantized(q, b) => {
+                let (bs, bb) = (q.block_size(), q.block_bytes());
+                let block = i / bs;
+                let mut out = vec![0f32; bs];
+                dequantize_row(*q, &b[block * bb..(block + 1) * bb], &mut out)
+                    .expect("one whole block");
+                out[i % bs] as f64
+            }
         }
     }
 }

@@ -30,7 +30,10 @@ impl Tensor {
                 n
             );
         }
-        crate::stats::count_allocation(storage.len() * storage.dtype().size_in_bytes());
+        // Views of a mapped file allocate nothing.
+        if !storage.is_shared() {
+            crate::stats::count_allocation(storage.byte_len());
+        }
         Ok(Tensor {
             storage: Arc::new(Storage::Cpu(storage)),
             layout: Layout::contiguous(shape),
@@ -38,23 +41,23 @@ impl Tensor {
     }
 
     pub fn from_f32(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_cpu_storage(CpuStorage::F32(data), shape)
+        Tensor::from_cpu_storage(CpuStorage::F32(data.into()), shape)
     }
 
     pub fn from_f16(data: Vec<f16>, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_cpu_storage(CpuStorage::F16(data), shape)
+        Tensor::from_cpu_storage(CpuStorage::F16(data.into()), shape)
     }
 
     pub fn from_bf16(data: Vec<bf16>, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_cpu_storage(CpuStorage::BF16(data), shape)
+        Tensor::from_cpu_storage(CpuStorage::BF16(data.into()), shape)
     }
 
     pub fn from_i64(data: Vec<i64>, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_cpu_storage(CpuStorage::I64(data), shape)
+        Tensor::from_cpu_storage(CpuStorage::I64(data.into()), shape)
     }
 
     pub fn from_bool(data: Vec<bool>, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_cpu_storage(CpuStorage::Bool(data), shape)
+        Tensor::from_cpu_storage(CpuStorage::Bool(data.into()), shape)
     }
 
     /// Host f64 values converted to `dtype` (rounded for float types, truncated for i64,
@@ -66,6 +69,7 @@ impl Tensor {
             DType::BF16 => CpuStorage::BF16(data.iter().map(|&x| bf16::from_f64(x)).collect()),
             DType::I64 => CpuStorage::I64(data.iter().map(|&x| x as i64).collect()),
             DType::Bool => CpuStorage::Bool(data.iter().map(|&x| x != 0.0).collect()),
+            q => return Tensor::from_f64(data, shape, DType::F32)?.cast(q),
         };
         Tensor::from_cpu_storage(storage, shape)
     }
@@ -123,6 +127,11 @@ impl Tensor {
         }
     }
 
+    /// The storage for writing, when this tensor is its only holder (`None` when shared).
+    pub fn storage_mut(&mut self) -> Option<&mut Storage> {
+        Arc::get_mut(&mut self.storage)
+    }
+
     /// True when both tensors share one storage allocation.
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)
@@ -139,6 +148,13 @@ impl Tensor {
     /// tensor is not on the host.
     pub fn to_vec_f64(&self) -> Vec<f64> {
         crate::stats::count_host_read();
+        if self.dtype().is_quantized() {
+            return crate::cpu::quantized::dequantize_all("to_vec_f64", self)
+                .expect("quantized views keep whole blocks addressable")
+                .into_iter()
+                .map(f64::from)
+                .collect();
+        }
         match &*self.storage {
             Storage::Cpu(s) => {
                 let mut out = Vec::with_capacity(self.numel());

@@ -12,6 +12,8 @@ use half::{bf16, f16};
 /// Element types a host storage holds, with access to the typed vector.
 pub(crate) trait CpuElem: Copy + Default + Send + Sync + 'static {
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    /// Mutable elements; a buffer shared with a file map is copied first (copy-on-write).
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
     fn wrap(v: Vec<Self>) -> CpuStorage;
 }
 
@@ -24,8 +26,14 @@ macro_rules! cpu_elem {
                     _ => None,
                 }
             }
+            fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v.make_mut()),
+                    _ => None,
+                }
+            }
             fn wrap(v: Vec<Self>) -> CpuStorage {
-                CpuStorage::$variant(v)
+                CpuStorage::$variant(v.into())
             }
         }
     };
@@ -36,9 +44,10 @@ cpu_elem!(bf16, BF16);
 cpu_elem!(i64, I64);
 cpu_elem!(bool, Bool);
 
-/// Runs `$body` with `$T` bound to the element type of `$storage`.
+/// Runs `$body` with `$T` bound to the element type of `$storage`; returns the
+/// quantized-tensor error (naming `$op`) for packed storage.
 macro_rules! with_elem {
-    ($storage:expr, $T:ident => $body:expr) => {
+    ($op:expr, $storage:expr, $T:ident => $body:expr) => {
         match $storage {
             CpuStorage::F32(_) => {
                 type $T = f32;
@@ -60,6 +69,9 @@ macro_rules! with_elem {
                 type $T = bool;
                 $body
             }
+            CpuStorage::Quantized(q, _) => {
+                return Err($crate::ops::quantized_unsupported($op, q.dtype()));
+            }
         }
     };
 }
@@ -72,7 +84,10 @@ fn typed<T: CpuElem>(x: &Tensor) -> &[T] {
 /// A contiguous copy of `x`.
 pub(crate) fn contiguous(x: &Tensor) -> Result<Tensor> {
     let s = storage(x);
-    let out = with_elem!(s, T => T::wrap(copy1(typed::<T>(x), x.layout())));
+    if let CpuStorage::Quantized(..) = s {
+        return super::quantized::contiguous(x);
+    }
+    let out = with_elem!("contiguous", s, T => T::wrap(copy1(typed::<T>(x), x.layout())));
     Tensor::from_cpu_storage(out, x.shape())
 }
 
@@ -118,7 +133,7 @@ pub(crate) fn concat(xs: &[Tensor], dim: usize) -> Result<Tensor> {
         T::wrap(out)
     }
     let numel = shape.iter().product();
-    let out = with_elem!(storage(first), T => go::<T>(xs, dim, outer, numel));
+    let out = with_elem!("concat", storage(first), T => go::<T>(xs, dim, outer, numel));
     Tensor::from_cpu_storage(out, &shape)
 }
 
@@ -175,7 +190,7 @@ pub(crate) fn gather(x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
             None => Ok(out),
         }
     }
-    let out = with_elem!(storage(x), T => go::<T>(typed::<T>(x), &base, idx, index.layout(), stride, size)
+    let out = with_elem!("gather", storage(x), T => go::<T>(typed::<T>(x), &base, idx, index.layout(), stride, size)
         .map(T::wrap)
         .map_err(|j| index_error("gather", j, dim, size))?);
     Tensor::from_cpu_storage(out, index.shape())
@@ -224,7 +239,7 @@ pub(crate) fn index_select(x: &Tensor, dim: usize, index: &Tensor) -> Result<Ten
         }
         T::wrap(out)
     }
-    let out = with_elem!(storage(x), T => go::<T>(x, &rows, outer, inner, size));
+    let out = with_elem!("index_select", storage(x), T => go::<T>(x, &rows, outer, inner, size));
     Tensor::from_cpu_storage(out, &shape)
 }
 

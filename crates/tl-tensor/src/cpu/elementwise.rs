@@ -5,6 +5,7 @@ use super::strided::{ChunkWriter, chunks1, chunks2, map1, map2, map3};
 use crate::bail;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::ops::quantized_unsupported;
 use crate::ops::{BinaryOp, UnaryOp};
 use crate::storage::CpuStorage;
 use crate::tensor::Tensor;
@@ -41,7 +42,7 @@ impl FloatElem for f32 {
         x
     }
     fn into_storage(v: Vec<Self>) -> CpuStorage {
-        CpuStorage::F32(v)
+        CpuStorage::F32(v.into())
     }
 }
 
@@ -63,7 +64,7 @@ impl FloatElem for f16 {
         f16::from_f32(x)
     }
     fn into_storage(v: Vec<Self>) -> CpuStorage {
-        CpuStorage::F16(v)
+        CpuStorage::F16(v.into())
     }
 }
 
@@ -85,7 +86,7 @@ impl FloatElem for bf16 {
         bf16::from_f32(x)
     }
     fn into_storage(v: Vec<Self>) -> CpuStorage {
-        CpuStorage::BF16(v)
+        CpuStorage::BF16(v.into())
     }
 }
 
@@ -183,7 +184,7 @@ fn unary_float<T: FloatElem>(op: UnaryOp, v: &[T], x: &Tensor) -> Result<CpuStor
         UnaryOp::Gelu => go!(gelu),
         UnaryOp::Silu => go!(|a: f32| a * sigmoid(a)),
         UnaryOp::Step => go!(|a: f32| if a > 0.0 { 1.0 } else { 0.0 }),
-        UnaryOp::Not => CpuStorage::Bool(map1(v, l, |a: T| a.to_f32() == 0.0)),
+        UnaryOp::Not => CpuStorage::Bool(map1(v, l, |a: T| a.to_f32() == 0.0).into()),
     })
 }
 
@@ -195,25 +196,34 @@ pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
         CpuStorage::F32(v) => unary_float(op, v, x)?,
         CpuStorage::F16(v) => unary_float(op, v, x)?,
         CpuStorage::BF16(v) => unary_float(op, v, x)?,
-        CpuStorage::I64(v) => CpuStorage::I64(match op {
-            UnaryOp::Neg => map1(v, l, |a: i64| a.wrapping_neg()),
-            UnaryOp::Abs => map1(v, l, |a: i64| a.wrapping_abs()),
-            UnaryOp::Relu => map1(v, l, |a: i64| a.max(0)),
-            UnaryOp::Step => map1(v, l, |a: i64| (a > 0) as i64),
-            UnaryOp::Not => return Ok(bool_tensor(map1(v, l, |a: i64| a == 0), x)),
-            _ => bail!("{}: not supported for int64 tensors", unary_name(op)),
-        }),
-        CpuStorage::Bool(v) => CpuStorage::Bool(match op {
-            UnaryOp::Not => map1(v, l, |a: bool| !a),
-            UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Step => map1(v, l, |a: bool| a),
-            _ => bail!("{}: not supported for bool tensors", unary_name(op)),
-        }),
+        CpuStorage::I64(v) => CpuStorage::I64(
+            match op {
+                UnaryOp::Neg => map1(v, l, |a: i64| a.wrapping_neg()),
+                UnaryOp::Abs => map1(v, l, |a: i64| a.wrapping_abs()),
+                UnaryOp::Relu => map1(v, l, |a: i64| a.max(0)),
+                UnaryOp::Step => map1(v, l, |a: i64| (a > 0) as i64),
+                UnaryOp::Not => return Ok(bool_tensor(map1(v, l, |a: i64| a == 0), x)),
+                _ => bail!("{}: not supported for int64 tensors", unary_name(op)),
+            }
+            .into(),
+        ),
+        CpuStorage::Bool(v) => CpuStorage::Bool(
+            match op {
+                UnaryOp::Not => map1(v, l, |a: bool| !a),
+                UnaryOp::Abs | UnaryOp::Relu | UnaryOp::Step => map1(v, l, |a: bool| a),
+                _ => bail!("{}: not supported for bool tensors", unary_name(op)),
+            }
+            .into(),
+        ),
+        CpuStorage::Quantized(q, _) => {
+            return Err(quantized_unsupported(unary_name(op), q.dtype()));
+        }
     };
     Tensor::from_cpu_storage(out, x.shape())
 }
 
 fn bool_tensor(v: Vec<bool>, like: &Tensor) -> Tensor {
-    Tensor::from_cpu_storage(CpuStorage::Bool(v), like.shape())
+    Tensor::from_cpu_storage(CpuStorage::Bool(v.into()), like.shape())
         .expect("an elementwise result has its input's element count")
 }
 
@@ -292,13 +302,13 @@ fn binary_float<T: FloatElem>(
         ($f:expr) => {{
             let f = $f;
             if T::IS_F32 {
-                CpuStorage::Bool(map2(a, la, b, lb, |p: T, q: T| f(p.to_f32(), q.to_f32())))
+                CpuStorage::Bool(map2(a, la, b, lb, |p: T, q: T| f(p.to_f32(), q.to_f32())).into())
             } else {
                 let mut out = Vec::with_capacity(la.numel());
                 chunks2(a, la, b, lb, |xs, ys| {
                     out.extend(xs.iter().zip(ys).map(|(&x, &y)| f(x, y)))
                 });
-                CpuStorage::Bool(out)
+                CpuStorage::Bool(out.into())
             }
         }};
     }
@@ -365,12 +375,12 @@ fn binary_i64(op: BinaryOp, a: &[i64], x: &Tensor, b: &[i64], y: &Tensor) -> Res
     }
     macro_rules! arith {
         ($f:expr) => {
-            CpuStorage::I64(map2(a, la, b, lb, $f))
+            CpuStorage::I64(map2(a, la, b, lb, $f).into())
         };
     }
     macro_rules! cmp {
         ($f:expr) => {
-            CpuStorage::Bool(map2(a, la, b, lb, $f))
+            CpuStorage::Bool(map2(a, la, b, lb, $f).into())
         };
     }
     Ok(match op {
@@ -397,7 +407,7 @@ fn binary_bool(op: BinaryOp, a: &[bool], x: &Tensor, b: &[bool], y: &Tensor) -> 
     let (la, lb) = (x.layout(), y.layout());
     macro_rules! go {
         ($f:expr) => {
-            CpuStorage::Bool(map2(a, la, b, lb, $f))
+            CpuStorage::Bool(map2(a, la, b, lb, $f).into())
         };
     }
     Ok(match op {
@@ -454,12 +464,13 @@ fn cast_from<T: Copy + Sync>(
 ) -> CpuStorage {
     let l = x.layout();
     match dtype {
-        DType::F32 => CpuStorage::F32(map1(v, l, to_f32)),
-        DType::F16 => CpuStorage::F16(map1(v, l, |a| f16::from_f32(to_f32(a)))),
-        DType::BF16 => CpuStorage::BF16(map1(v, l, |a| bf16::from_f32(to_f32(a)))),
+        DType::F32 => CpuStorage::F32(map1(v, l, to_f32).into()),
+        DType::F16 => CpuStorage::F16(map1(v, l, |a| f16::from_f32(to_f32(a))).into()),
+        DType::BF16 => CpuStorage::BF16(map1(v, l, |a| bf16::from_f32(to_f32(a))).into()),
         // `as` truncates toward zero, saturates and maps NaN to 0.
-        DType::I64 => CpuStorage::I64(map1(v, l, |a| to_f32(a) as i64)),
-        DType::Bool => CpuStorage::Bool(map1(v, l, |a| to_f32(a) != 0.0)),
+        DType::I64 => CpuStorage::I64(map1(v, l, |a| to_f32(a) as i64).into()),
+        DType::Bool => CpuStorage::Bool(map1(v, l, |a| to_f32(a) != 0.0).into()),
+        q => unreachable!("cast to {q} is handled by the quantized kernels"),
     }
 }
 
@@ -477,41 +488,46 @@ fn cast_float<T: FloatElem>(v: &[T], l: &crate::Layout, dtype: DType) -> CpuStor
         DType::I64 => {
             let mut out = Vec::with_capacity(l.numel());
             chunks1(v, l, |xs| out.extend(xs.iter().map(|&a| a as i64)));
-            CpuStorage::I64(out)
+            CpuStorage::I64(out.into())
         }
         DType::Bool => {
             let mut out = Vec::with_capacity(l.numel());
             chunks1(v, l, |xs| out.extend(xs.iter().map(|&a| a != 0.0)));
-            CpuStorage::Bool(out)
+            CpuStorage::Bool(out.into())
         }
+        q => unreachable!("cast to {q} is handled by the quantized kernels"),
     }
 }
 
 /// `x` converted to `dtype` (a contiguous copy, also when the dtype does not change).
 pub(crate) fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    if dtype.is_quantized() || x.dtype().is_quantized() {
+        return super::quantized::cast(x, dtype);
+    }
     let l = x.layout();
     let out = match storage(x) {
         CpuStorage::F32(v) => cast_float(v, l, dtype),
         // f32 holds every f16 and bf16 exactly, so going through it rounds only once.
         CpuStorage::F16(v) => match dtype {
-            DType::F16 => CpuStorage::F16(map1(v, l, |a| a)),
+            DType::F16 => CpuStorage::F16(map1(v, l, |a| a).into()),
             _ => cast_float(v, l, dtype),
         },
         CpuStorage::BF16(v) => match dtype {
-            DType::BF16 => CpuStorage::BF16(map1(v, l, |a| a)),
+            DType::BF16 => CpuStorage::BF16(map1(v, l, |a| a).into()),
             _ => cast_float(v, l, dtype),
         },
         CpuStorage::I64(v) => match dtype {
             // Through f64 would be more exact for huge ints, but f32 is the target anyway.
-            DType::I64 => CpuStorage::I64(map1(v, l, |a| a)),
-            DType::Bool => CpuStorage::Bool(map1(v, l, |a| a != 0)),
+            DType::I64 => CpuStorage::I64(map1(v, l, |a| a).into()),
+            DType::Bool => CpuStorage::Bool(map1(v, l, |a| a != 0).into()),
             _ => cast_from(v, x, dtype, |a| a as f32),
         },
         CpuStorage::Bool(v) => match dtype {
-            DType::I64 => CpuStorage::I64(map1(v, l, |a| a as i64)),
-            DType::Bool => CpuStorage::Bool(map1(v, l, |a| a)),
+            DType::I64 => CpuStorage::I64(map1(v, l, |a| a as i64).into()),
+            DType::Bool => CpuStorage::Bool(map1(v, l, |a| a).into()),
             _ => cast_from(v, x, dtype, |a| a as u8 as f32),
         },
+        CpuStorage::Quantized(..) => unreachable!("handled above"),
     };
     Tensor::from_cpu_storage(out, x.shape())
 }
@@ -549,9 +565,10 @@ pub(crate) fn clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Te
             } else {
                 i64::MAX
             };
-            CpuStorage::I64(map1(v, l, |a: i64| a.max(lo).min(hi)))
+            CpuStorage::I64(map1(v, l, |a: i64| a.max(lo).min(hi)).into())
         }
         CpuStorage::Bool(_) => bail!("clamp: not supported for bool tensors"),
+        CpuStorage::Quantized(q, _) => return Err(quantized_unsupported("clamp", q.dtype())),
     };
     Tensor::from_cpu_storage(out, x.shape())
 }
@@ -568,14 +585,17 @@ pub(crate) fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor
     let lc = cond.layout();
     macro_rules! go {
         ($va:expr, $vb:expr, $variant:ident) => {
-            CpuStorage::$variant(map3(
-                (c.as_slice(), lc),
-                ($va.as_slice(), a.layout()),
-                ($vb.as_slice(), b.layout()),
-                |k, p, q| {
-                    if k { p } else { q }
-                },
-            ))
+            CpuStorage::$variant(
+                map3(
+                    (c.as_slice(), lc),
+                    ($va.as_slice(), a.layout()),
+                    ($vb.as_slice(), b.layout()),
+                    |k, p, q| {
+                        if k { p } else { q }
+                    },
+                )
+                .into(),
+            )
         };
     }
     let out = match (storage(a), storage(b)) {
@@ -597,11 +617,12 @@ pub(crate) fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor
 pub(crate) fn full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let out = match dtype {
-        DType::F32 => CpuStorage::F32(vec![value as f32; n]),
-        DType::F16 => CpuStorage::F16(vec![f16::from_f64(value); n]),
-        DType::BF16 => CpuStorage::BF16(vec![bf16::from_f64(value); n]),
-        DType::I64 => CpuStorage::I64(vec![value as i64; n]),
-        DType::Bool => CpuStorage::Bool(vec![value != 0.0; n]),
+        DType::F32 => CpuStorage::F32(vec![value as f32; n].into()),
+        DType::F16 => CpuStorage::F16(vec![f16::from_f64(value); n].into()),
+        DType::BF16 => CpuStorage::BF16(vec![bf16::from_f64(value); n].into()),
+        DType::I64 => CpuStorage::I64(vec![value as i64; n].into()),
+        DType::Bool => CpuStorage::Bool(vec![value != 0.0; n].into()),
+        q => bail!("full: cannot fill a {q} tensor directly (fill a float32 one and cast it)"),
     };
     Tensor::from_cpu_storage(out, shape)
 }

@@ -66,7 +66,7 @@ pub(crate) fn gemm_strided<T: 'static + Copy + Default>(
     gemm_with(g, lhs, rhs, dst, one, parallelism_for(g.m * g.n * g.k));
 }
 
-fn gemm_with<T: 'static + Copy + Default>(
+pub(crate) fn gemm_with<T: 'static + Copy + Default>(
     g: Gemm,
     lhs: &[T],
     rhs: &[T],
@@ -158,10 +158,10 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     out_shape.push(b.shape()[r - 1]);
     let storage = match (host_storage("matmul", a)?, host_storage("matmul", b)?) {
         (CpuStorage::F32(ad), CpuStorage::F32(bd)) => {
-            CpuStorage::F32(batched(ad, a.layout(), bd, b.layout(), 1.0f32))
+            CpuStorage::F32(batched(ad, a.layout(), bd, b.layout(), 1.0f32).into())
         }
         (CpuStorage::F16(ad), CpuStorage::F16(bd)) => {
-            CpuStorage::F16(batched(ad, a.layout(), bd, b.layout(), f16::ONE))
+            CpuStorage::F16(batched(ad, a.layout(), bd, b.layout(), f16::ONE).into())
         }
         (CpuStorage::BF16(_), CpuStorage::BF16(_)) => {
             let (ad, al) = strided_f32("matmul", a)?;

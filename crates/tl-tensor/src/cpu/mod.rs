@@ -2,10 +2,13 @@
 
 pub(crate) mod copy;
 pub(crate) mod elementwise;
+pub(crate) mod linear;
 pub(crate) mod matmul;
 pub(crate) mod nn;
+pub(crate) mod quantized;
 pub(crate) mod reduce;
 pub(crate) mod strided;
+pub(crate) mod write;
 
 use crate::backend::Backend;
 use crate::dtype::DType;
@@ -72,6 +75,10 @@ impl Backend for CpuBackend {
         copy::index_select(x, dim, index)
     }
 
+    fn write_slice(&self, dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) -> Result<()> {
+        write::write_slice(dst, dim, start, src)
+    }
+
     // --- core ops (elementwise, reductions, copies) go above this line ---
 
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -124,6 +131,10 @@ impl Backend for CpuBackend {
         scale: f64,
     ) -> Result<Tensor> {
         nn::attention(q, k, v, mask, scale)
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        linear::linear(x, w, b)
     }
 
     // --- linear algebra and neural ops go above this line ---

@@ -46,6 +46,9 @@ pub(crate) fn read_f32<'a>(op: &str, x: &'a Tensor) -> Result<Cow<'a, [f32]>> {
         CpuStorage::BF16(v) => Cow::Owned(gather_as_f32(v, layout, bf16::to_f32)),
         CpuStorage::I64(v) => Cow::Owned(gather_as_f32(v, layout, |a| a as f32)),
         CpuStorage::Bool(v) => Cow::Owned(gather_as_f32(v, layout, |a| a as u8 as f32)),
+        CpuStorage::Quantized(q, _) => {
+            return Err(crate::ops::quantized_unsupported(op, q.dtype()));
+        }
     })
 }
 
@@ -90,7 +93,7 @@ pub(crate) fn strided_f32<'a>(op: &str, x: &'a Tensor) -> Result<(Cow<'a, [f32]>
 /// Wraps row-major f32 results as a tensor of `dtype` (rounding for the half types).
 pub(crate) fn from_f32_as(data: Vec<f32>, shape: &[usize], dtype: DType) -> Result<Tensor> {
     let storage = match dtype {
-        DType::F32 => CpuStorage::F32(data),
+        DType::F32 => CpuStorage::F32(data.into()),
         DType::F16 => CpuStorage::F16(data.into_iter().map(f16::from_f32).collect()),
         DType::BF16 => CpuStorage::BF16(data.into_iter().map(bf16::from_f32).collect()),
         other => bail!("internal: float kernel asked to produce {other}"),
@@ -281,6 +284,9 @@ pub(crate) fn rope(
 /// Rows of `table` ([vocab, d], any dtype, any layout) picked by the I64 `ids`; shape
 /// `ids.shape + [d]`.
 pub(crate) fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    if table.dtype().is_quantized() {
+        return super::quantized::embedding(table, ids);
+    }
     let (vocab, d) = (table.shape()[0], table.shape()[1]);
     let CpuStorage::I64(id_data) = host_storage("embedding", ids)? else {
         bail!("embedding: ids must be int64, got {}", ids.dtype());
@@ -303,11 +309,12 @@ pub(crate) fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         d,
     };
     let storage = match host_storage("embedding", table)? {
-        CpuStorage::F32(v) => CpuStorage::F32(rows.gather(v)),
-        CpuStorage::F16(v) => CpuStorage::F16(rows.gather(v)),
-        CpuStorage::BF16(v) => CpuStorage::BF16(rows.gather(v)),
-        CpuStorage::I64(v) => CpuStorage::I64(rows.gather(v)),
-        CpuStorage::Bool(v) => CpuStorage::Bool(rows.gather(v)),
+        CpuStorage::F32(v) => CpuStorage::F32(rows.gather(v).into()),
+        CpuStorage::F16(v) => CpuStorage::F16(rows.gather(v).into()),
+        CpuStorage::BF16(v) => CpuStorage::BF16(rows.gather(v).into()),
+        CpuStorage::I64(v) => CpuStorage::I64(rows.gather(v).into()),
+        CpuStorage::Bool(v) => CpuStorage::Bool(rows.gather(v).into()),
+        CpuStorage::Quantized(..) => unreachable!("handled above"),
     };
     let mut shape = ids.shape().to_vec();
     shape.push(d);

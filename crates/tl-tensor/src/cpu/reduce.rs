@@ -231,7 +231,7 @@ pub(crate) fn reduce(op: ReduceOp, x: &Tensor, dims: &[usize], keepdim: bool) ->
                         .collect(),
                 )
             } else {
-                CpuStorage::I64(reduce_int(op, v, xl, &out_layout, out_numel, |a| a))
+                CpuStorage::I64(reduce_int(op, v, xl, &out_layout, out_numel, |a| a).into())
             }
         }
         CpuStorage::Bool(v) => {
@@ -253,9 +253,12 @@ pub(crate) fn reduce(op: ReduceOp, x: &Tensor, dims: &[usize], keepdim: bool) ->
                         .collect(),
                 ),
                 ReduceOp::Sum | ReduceOp::Prod => {
-                    CpuStorage::I64(reduce_int(op, v, xl, &out_layout, out_numel, to))
+                    CpuStorage::I64(reduce_int(op, v, xl, &out_layout, out_numel, to).into())
                 }
             }
+        }
+        CpuStorage::Quantized(q, _) => {
+            return Err(crate::ops::quantized_unsupported(op.name(), q.dtype()));
         }
     };
     Tensor::from_cpu_storage(out, &reduced_shape(&xl.shape, dims, keepdim))
@@ -301,7 +304,7 @@ pub(crate) fn arg_reduce(x: &Tensor, dim: usize, keepdim: bool, largest: bool) -
         out
     }
     let s = storage(x);
-    let out = with_elem!(s, T => go::<T>(T::slice(s).expect("the dtype matches"), &outer, size, stride, largest));
+    let out = with_elem!("argmax", s, T => go::<T>(T::slice(s).expect("the dtype matches"), &outer, size, stride, largest));
     let shape = reduced_shape(&xl.shape, &[dim], keepdim);
-    Tensor::from_cpu_storage(CpuStorage::I64(out), &shape)
+    Tensor::from_cpu_storage(CpuStorage::I64(out.into()), &shape)
 }

@@ -17,7 +17,7 @@ use rand::Rng;
 /// uniform samples kept below 1 after rounding to a half type.
 fn from_f32_values(values: Vec<f32>, shape: &[usize], dtype: DType, below_one: bool) -> Tensor {
     let storage = match dtype {
-        DType::F32 => CpuStorage::F32(values),
+        DType::F32 => CpuStorage::F32(values.into()),
         DType::F16 => {
             // The largest f16 below 1 is 1 - 2^-11.
             let top = f16::from_f32(1.0 - 1.0 / 2048.0);
@@ -46,6 +46,14 @@ fn from_f32_values(values: Vec<f32>, shape: &[usize], dtype: DType, below_one: b
         }
         DType::I64 => CpuStorage::I64(values.into_iter().map(|v| v as i64).collect()),
         DType::Bool => CpuStorage::Bool(values.into_iter().map(|v| v != 0.0).collect()),
+        // Random quantized tensors: sample in f32, then pack (the last dim must be whole blocks).
+        q => {
+            let t = Tensor::from_cpu_storage(CpuStorage::F32(values.into()), shape)
+                .expect("one value per element was generated");
+            return t
+                .cast(q)
+                .expect("random quantized tensors need whole blocks in the last dim");
+        }
     };
     Tensor::from_cpu_storage(storage, shape).expect("one value per element was generated")
 }

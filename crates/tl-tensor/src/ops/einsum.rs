@@ -227,6 +227,7 @@ impl Tensor {
     /// once, sorted; `...` stands for broadcast dims (placed first in an implicit output).
     /// Float operands only; mixed float dtypes are promoted.
     pub fn einsum(spec: &str, operands: &[&Tensor]) -> Result<Tensor> {
+        crate::ops::refuse_quantized("einsum", operands)?;
         let parsed = parse_spec(spec)?;
         if parsed.inputs.len() != operands.len() {
             bail!(

@@ -135,6 +135,7 @@ impl Tensor {
     /// Elementwise `op`. Int and bool inputs to float functions are computed as f32; `Not`
     /// treats non-zero as true and returns bool.
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        crate::ops::refuse_quantized(op.name(), &[self])?;
         let x = match (op, self.dtype()) {
             (UnaryOp::Not, d) if d != DType::Bool => self.cast(DType::Bool)?,
             (op, DType::I64 | DType::Bool) if op.is_float_function() => self.cast(DType::F32)?,
@@ -148,6 +149,7 @@ impl Tensor {
     /// to bool). Comparisons and and/or return bool. Int `Div` is floor division and `Rem`
     /// takes the sign of the divisor (as Python); both fail on a zero divisor.
     pub fn binary(&self, op: BinaryOp, other: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized(op.name(), &[self, other])?;
         let name = op.name();
         let shape = broadcast_shapes(name, self.shape(), other.shape())?;
         let dtype = match op {
@@ -164,6 +166,7 @@ impl Tensor {
 
     /// Elements limited to `[min, max]`; a missing bound does not limit.
     pub fn clamp(&self, min: Option<f64>, max: Option<f64>) -> Result<Tensor> {
+        crate::ops::refuse_quantized("clamp", &[self])?;
         if min.is_none() && max.is_none() {
             return Ok(self.clone());
         }
@@ -172,6 +175,7 @@ impl Tensor {
 
     /// `a` where `cond` is true (non-zero), else `b`, all three broadcast together.
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("where", &[cond, a, b])?;
         let ab = broadcast_shapes("where", a.shape(), b.shape())?;
         let shape = broadcast_shapes("where", cond.shape(), &ab)?;
         let dtype = Tensor::result_dtype(a, b);

@@ -10,6 +10,7 @@ impl Tensor {
     /// `tensors` joined along `dim`; all shapes must agree except along `dim`. Mixed dtypes
     /// are promoted.
     pub fn concat(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
+        crate::ops::refuse_quantized("concat", &tensors.iter().collect::<Vec<_>>())?;
         let Some(first) = tensors.first() else {
             bail!("concat: no tensors given");
         };
@@ -47,6 +48,7 @@ impl Tensor {
 
     /// `tensors` (all of one shape) joined along a new dimension `dim`.
     pub fn stack(tensors: &[Tensor], dim: isize) -> Result<Tensor> {
+        crate::ops::refuse_quantized("stack", &tensors.iter().collect::<Vec<_>>())?;
         let Some(first) = tensors.first() else {
             bail!("stack: no tensors given");
         };
@@ -88,6 +90,7 @@ impl Tensor {
     /// The tensor tiled `repeats[i]` times along each dimension (torch.repeat: `repeats` may be
     /// longer than the rank, adding leading dimensions).
     pub fn repeat(&self, repeats: &[usize]) -> Result<Tensor> {
+        crate::ops::refuse_quantized("repeat", &[self])?;
         if repeats.len() < self.rank() {
             bail!(
                 "repeat: {} repeat counts given for a tensor of shape {} (at least {} needed)",
@@ -123,6 +126,7 @@ impl Tensor {
     /// with `self`'s rank, each extent (but along `dim`) at most `self`'s; the output has
     /// `index`'s shape.
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("gather", &[self])?;
         let d = normalize_dim("gather", dim, self.rank())?;
         if index.dtype() != DType::I64 {
             bail!(
@@ -149,6 +153,7 @@ impl Tensor {
 
     /// The slices `index[k]` of `self` along `dim`, for a 1-D (or rank-0) I64 `index`.
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("index_select", &[self])?;
         let d = normalize_dim("index_select", dim, self.rank())?;
         if index.dtype() != DType::I64 {
             bail!(

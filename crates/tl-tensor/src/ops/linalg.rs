@@ -52,6 +52,7 @@ impl Tensor {
     /// (left) or column (right) vector and that dim is removed from the result; leading batch
     /// dims broadcast. Float dtypes only; mixed float dtypes are promoted.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("matmul", &[self, other])?;
         let (sa, sb) = (self.shape(), other.shape());
         if self.rank() == 0 || other.rank() == 0 {
             bail!(
@@ -122,9 +123,20 @@ impl Tensor {
         Ok(out.with_layout(Layout::contiguous(&shape)))
     }
 
-    /// `self @ w^T + b` with `w` stored [out, in] (read through a transposed view, no copy)
-    /// and `b` of shape [out].
+    /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape [out]. `self` is a float
+    /// tensor [.., in]; `w` is float or quantized (read in place, never expanded whole); `b`
+    /// is float. The result has `self`'s leading dims and the promoted float dtype (`self`'s
+    /// dtype for a quantized `w`).
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        crate::ops::refuse_quantized("linear (as input)", &[self])?;
+        if let Some(b) = b {
+            crate::ops::refuse_quantized("linear (as bias)", &[b])?;
+            require_float("linear", b)?;
+        }
+        require_float("linear", self)?;
+        if !w.dtype().is_quantized() {
+            require_float("linear", w)?;
+        }
         if w.rank() != 2 {
             bail!(
                 "linear: weight must be 2-D [out, in], got shape {}",
@@ -151,19 +163,29 @@ impl Tensor {
                 out_f
             );
         }
-        let wl = w.layout();
-        let wt = w.with_layout(Layout {
-            shape: vec![in_f, out_f],
-            strides: vec![wl.strides[1], wl.strides[0]],
-            offset: wl.offset,
-        });
-        let y = self.matmul(&wt)?;
-        match b {
-            None => Ok(y),
-            Some(b) => {
-                let b = to_float_dtype("linear", b, y.dtype())?;
-                y.binary(crate::ops::BinaryOp::Add, &b)
-            }
+        self.backend().linear(self, w, b)
+    }
+}
+
+/// `linear` through `matmul` with a transposed view of a float `w` (no copy of `w`), then a
+/// broadcast add of `b`: the general path every backend has (arguments already checked).
+pub(crate) fn linear_via_matmul(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if w.dtype().is_quantized() {
+        return Err(crate::ops::quantized_unsupported("linear", w.dtype()));
+    }
+    let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+    let wl = w.layout();
+    let wt = w.with_layout(Layout {
+        shape: vec![in_f, out_f],
+        strides: vec![wl.strides[1], wl.strides[0]],
+        offset: wl.offset,
+    });
+    let y = x.matmul(&wt)?;
+    match b {
+        None => Ok(y),
+        Some(b) => {
+            let b = to_float_dtype("linear", b, y.dtype())?;
+            y.binary(crate::ops::BinaryOp::Add, &b)
         }
     }
 }

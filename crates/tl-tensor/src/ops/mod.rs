@@ -8,8 +8,12 @@ pub mod elementwise;
 pub mod index;
 pub mod linalg;
 pub mod nn;
+pub mod quantized;
 pub mod reduce;
 pub mod shape;
+pub mod write;
 
 pub use elementwise::{BinaryOp, UnaryOp};
 pub use reduce::ReduceOp;
+
+pub(crate) use quantized::{quantized_unsupported, refuse_quantized};

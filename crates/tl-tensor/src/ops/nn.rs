@@ -45,6 +45,7 @@ impl Tensor {
     /// Softmax along `dim`, computed stably (max subtracted). `-inf` entries get probability
     /// 0; a slice that is entirely `-inf` gives zeros rather than NaN.
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        crate::ops::refuse_quantized("softmax", &[self])?;
         require_float("softmax", self)?;
         self.softmax_impl("softmax", dim, false)
     }
@@ -52,12 +53,14 @@ impl Tensor {
     /// Log of the softmax along `dim` (stable: log-sum-exp with the max subtracted). A slice
     /// that is entirely `-inf` gives `-inf`.
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        crate::ops::refuse_quantized("log_softmax", &[self])?;
         require_float("log_softmax", self)?;
         self.softmax_impl("log_softmax", dim, true)
     }
 
     /// `x / sqrt(mean(x^2, last dim) + eps) * w`, with `w` of the last dim's size.
     pub fn rms_norm(&self, w: &Tensor, eps: f64) -> Result<Tensor> {
+        crate::ops::refuse_quantized("rms_norm", &[self, w])?;
         require_float("rms_norm", self)?;
         if self.rank() == 0 {
             bail!("rms_norm: input must have at least one dimension, got shape []");
@@ -70,6 +73,8 @@ impl Tensor {
     /// `(x - mean) / sqrt(var + eps) * w + b` over the last dim (biased variance); `w` and
     /// `b` are optional.
     pub fn layer_norm(&self, w: Option<&Tensor>, b: Option<&Tensor>, eps: f64) -> Result<Tensor> {
+        let given: Vec<&Tensor> = [Some(self), w, b].into_iter().flatten().collect();
+        crate::ops::refuse_quantized("layer_norm", &given)?;
         require_float("layer_norm", self)?;
         if self.rank() == 0 {
             bail!("layer_norm: input must have at least one dimension, got shape []");
@@ -112,12 +117,14 @@ impl Tensor {
     /// (x[2i], x[2i+1]) by angle (pos + s) * theta^(-2i/head_dim), where s indexes dim -3 for
     /// rank >= 3 ([.., seq, heads, head_dim]), dim -2 for rank 2 and is 0 for rank 1.
     pub fn rope(&self, pos: usize, theta: f64) -> Result<Tensor> {
+        crate::ops::refuse_quantized("rope", &[self])?;
         self.rope_impl("rope", pos, theta, false)
     }
 
     /// Like [`Tensor::rope`] with the rotate-half pairing (x[i], x[i + d/2]) of GPT-NeoX and
     /// Hugging Face Llama.
     pub fn rope_neox(&self, pos: usize, theta: f64) -> Result<Tensor> {
+        crate::ops::refuse_quantized("rope", &[self])?;
         self.rope_impl("rope_neox", pos, theta, true)
     }
 
@@ -160,6 +167,7 @@ impl Tensor {
     /// (0 keeps, -inf removes); a bool mask keeps entries where it is true and sets the
     /// others to -inf. The result keeps `self`'s dtype.
     pub fn apply_attention_mask(&self, mask: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("attention mask", &[self, mask])?;
         require_float("apply_attention_mask", self)?;
         // Checked here so the message names this op rather than the add it becomes.
         broadcast_shapes("apply_attention_mask", self.shape(), mask.shape())?;
@@ -188,6 +196,7 @@ impl Tensor {
 
     /// `silu(a) * b` in one pass (the gated MLP of Llama); shapes broadcast, dtypes promote.
     pub fn silu_mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        crate::ops::refuse_quantized("silu_mul", &[a, b])?;
         require_float("silu_mul", a)?;
         require_float("silu_mul", b)?;
         let shape = broadcast_shapes("silu_mul", a.shape(), b.shape())?;
@@ -202,6 +211,7 @@ impl Tensor {
     /// scores scaled by 1/sqrt(d), `mask` (float, added; or bool, true keeps) broadcast to
     /// [.., hq, sq, sk], softmax in f32. Returns [.., hq, sq, dv] in q's dtype (promoted).
     pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        crate::ops::refuse_quantized("attention", &[q, k, v])?;
         let op = "attention";
         for x in [q, k, v] {
             require_float(op, x)?;

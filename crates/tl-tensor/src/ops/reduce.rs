@@ -62,6 +62,7 @@ fn reduce_dims(op: &str, dims: Option<&[isize]>, rank: usize) -> Result<Vec<usiz
 impl Tensor {
     /// `op` over `dims` (`None` = all dims); `keepdim` keeps them with size 1.
     pub fn reduce(&self, op: ReduceOp, dims: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        crate::ops::refuse_quantized(op.name(), &[self])?;
         let name = op.name();
         let dims = reduce_dims(name, dims, self.rank())?;
         let empty = dims.iter().find(|&&d| self.shape()[d] == 0);
@@ -113,17 +114,20 @@ impl Tensor {
     /// I64 index of the largest element along `dim` (`None` = of the flattened tensor);
     /// the first one on ties, NaN counting as largest.
     pub fn argmax(&self, dim: Option<isize>, keepdim: bool) -> Result<Tensor> {
+        crate::ops::refuse_quantized("argmax", &[self])?;
         self.arg_extreme("argmax", dim, keepdim, true)
     }
 
     /// I64 index of the smallest element along `dim` (`None` = of the flattened tensor);
     /// the first one on ties, NaN counting as smallest.
     pub fn argmin(&self, dim: Option<isize>, keepdim: bool) -> Result<Tensor> {
+        crate::ops::refuse_quantized("argmin", &[self])?;
         self.arg_extreme("argmin", dim, keepdim, false)
     }
 
     /// The L2 norm over `dims` (`None` = all): `sqrt(sum(x^2))`; ints and bools give f32.
     pub fn norm(&self, dims: Option<&[isize]>, keepdim: bool) -> Result<Tensor> {
+        crate::ops::refuse_quantized("norm", &[self])?;
         let x = if self.dtype().is_float() {
             self.clone()
         } else {

@@ -85,6 +85,15 @@ fn view_strides(layout: &Layout, shape: &[usize]) -> Option<Vec<usize>> {
 }
 
 impl Tensor {
+    /// `self` seen through `layout`. Quantized tensors only allow views that keep whole
+    /// blocks addressable (see [`crate::ops::quantized`]); others fail naming `op`.
+    fn checked_view(&self, op: &str, layout: Layout) -> Result<Tensor> {
+        if self.dtype().is_quantized() {
+            crate::ops::quantized::check_block_view(op, self.dtype(), &layout)?;
+        }
+        Ok(self.with_layout(layout))
+    }
+
     /// True when the elements are row-major with no gaps.
     pub fn is_contiguous(&self) -> bool {
         self.layout().is_contiguous()
@@ -105,11 +114,14 @@ impl Tensor {
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
         let new_shape = resolve_shape("reshape", self.shape(), self.numel(), shape)?;
         match view_strides(self.layout(), &new_shape) {
-            Some(strides) => Ok(self.with_layout(Layout {
-                shape: new_shape,
-                strides,
-                offset: self.layout().offset,
-            })),
+            Some(strides) => self.checked_view(
+                "reshape",
+                Layout {
+                    shape: new_shape,
+                    strides,
+                    offset: self.layout().offset,
+                },
+            ),
             None => {
                 let c = self.backend().contiguous(self)?;
                 Ok(c.with_layout(Layout::contiguous(&new_shape)))
@@ -122,11 +134,14 @@ impl Tensor {
     pub fn view(&self, shape: &[isize]) -> Result<Tensor> {
         let new_shape = resolve_shape("view", self.shape(), self.numel(), shape)?;
         match view_strides(self.layout(), &new_shape) {
-            Some(strides) => Ok(self.with_layout(Layout {
-                shape: new_shape,
-                strides,
-                offset: self.layout().offset,
-            })),
+            Some(strides) => self.checked_view(
+                "view",
+                Layout {
+                    shape: new_shape,
+                    strides,
+                    offset: self.layout().offset,
+                },
+            ),
             None => bail!(
                 "view: a tensor of shape {} with strides {:?} is not contiguous enough to view as {}; use reshape",
                 shape_str(self.shape()),
@@ -167,11 +182,14 @@ impl Tensor {
                 return Err(fail());
             };
         }
-        Ok(self.with_layout(Layout {
-            shape: shape.to_vec(),
-            strides,
-            offset: l.offset,
-        }))
+        self.checked_view(
+            "broadcast_to",
+            Layout {
+                shape: shape.to_vec(),
+                strides,
+                offset: l.offset,
+            },
+        )
     }
 
     /// [`Tensor::broadcast_to`] where `-1` keeps the current size of that dimension
@@ -203,7 +221,7 @@ impl Tensor {
         let mut nl = l.clone();
         nl.shape.swap(a, b);
         nl.strides.swap(a, b);
-        Ok(self.with_layout(nl))
+        self.checked_view("transpose", nl)
     }
 
     /// A view with the dimensions reordered: dimension `i` of the result is `dims[i]` of self.
@@ -232,7 +250,7 @@ impl Tensor {
             nl.shape.push(l.shape[d]);
             nl.strides.push(l.strides[d]);
         }
-        Ok(self.with_layout(nl))
+        self.checked_view("permute", nl)
     }
 
     /// A view without size-1 dimensions: all of them (`None`) or `dim` if its size is 1
@@ -255,7 +273,7 @@ impl Tensor {
                 nl.strides.push(s);
             }
         }
-        Ok(self.with_layout(nl))
+        self.checked_view("squeeze", nl)
     }
 
     /// A view with a new size-1 dimension at `dim` (`-1` appends).
@@ -270,7 +288,7 @@ impl Tensor {
         };
         nl.shape.insert(d, 1);
         nl.strides.insert(d, stride);
-        Ok(self.with_layout(nl))
+        self.checked_view("unsqueeze", nl)
     }
 
     /// A view of `len` elements of `dim` starting at `start`.
@@ -289,7 +307,7 @@ impl Tensor {
         if len > 0 {
             nl.offset += start * l.strides[d];
         }
-        Ok(self.with_layout(nl))
+        self.checked_view("narrow", nl)
     }
 
     /// A view of `start..end` with `step` along `dim`, with Python slice semantics: negative
@@ -324,7 +342,7 @@ impl Tensor {
         if len > 0 {
             nl.offset += s as usize * l.strides[d];
         }
-        Ok(self.with_layout(nl))
+        self.checked_view("slice", nl)
     }
 
     /// A view of element `index` along `dim`, without that dimension.
@@ -344,6 +362,6 @@ impl Tensor {
         nl.offset += i as usize * l.strides[d];
         nl.shape.remove(d);
         nl.strides.remove(d);
-        Ok(self.with_layout(nl))
+        self.checked_view("select", nl)
     }
 }

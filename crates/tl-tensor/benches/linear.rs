@@ -1,0 +1,186 @@
+//! Throughput of the CPU `linear` at batch 1 (decode): GB/s of weight bytes read per second
+//! for every weight dtype at the TinyLlama shapes [2048 x 2048], [5632 x 2048] and
+//! [32000 x 2048], the median of timed runs after a warm-up. For reference it also measures
+//! the machine's read bandwidth (a parallel sum over 512 MiB), the quantized mat-vec with x
+//! kept in f32 (the alternative to quantizing x to 8-bit blocks), and a 512-row prefill.
+//! Run with `cargo bench -p tl-tensor --bench linear`.
+
+use half::f16;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::time::Instant;
+use tl_tensor::quant::{GgmlType, XPrecision, matvec_with};
+use tl_tensor::{DType, HostBuf, Tensor};
+
+const SHAPES: [(usize, usize); 3] = [(2048, 2048), (5632, 2048), (32000, 2048)];
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+/// Median seconds of `runs` calls of `f` after one warm-up call.
+fn time(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// Packed random weights of `kind`: random bytes with each block's f16 scale fields set to
+/// small finite values (random bytes there could be inf or NaN).
+fn random_packed(kind: GgmlType, n: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..kind.bytes_for(n).expect("whole blocks"))
+        .map(|_| rng.random())
+        .collect();
+    let scale_fields: &[usize] = match kind {
+        GgmlType::Q4_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => &[],
+    };
+    for block in bytes.chunks_exact_mut(kind.block_bytes()) {
+        for &at in scale_fields {
+            let v = f16::from_f32(rng.random_range(-0.05f32..0.05));
+            block[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+fn weight(kind: GgmlType, rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Tensor {
+    let n = rows * cols;
+    match kind {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => {
+            let v: Vec<f64> = (0..n).map(|_| rng.random_range(-0.05..0.05)).collect();
+            Tensor::from_f64(&v, &[rows, cols], kind.dtype()).expect("shape fits")
+        }
+        q => Tensor::from_quantized(
+            q,
+            HostBuf::from_vec(random_packed(q, n, rng)),
+            &[rows, cols],
+        )
+        .expect("whole blocks"),
+    }
+}
+
+/// GB/s of reading `bytes` with one sum over all cores (the memory-bandwidth floor).
+fn read_bandwidth() -> (f64, f64) {
+    let data: Vec<f32> = (0..128 << 20).map(|i| (i % 7) as f32).collect();
+    let bytes = (data.len() * 4) as f64;
+    let one = time(5, || {
+        std::hint::black_box(
+            data.chunks(1 << 16)
+                .map(|c| c.iter().sum::<f32>())
+                .sum::<f32>(),
+        );
+    });
+    let all = time(5, || {
+        std::hint::black_box(
+            data.par_chunks(1 << 16)
+                .map(|c| c.iter().sum::<f32>())
+                .sum::<f32>(),
+        );
+    });
+    (bytes / one / 1e9, bytes / all / 1e9)
+}
+
+fn main() {
+    let threads = rayon::current_num_threads();
+    let (one, all) = read_bandwidth();
+    println!(
+        "read bandwidth (sum of 512 MiB f32): 1 thread {one:.1} GB/s, {threads} threads {all:.1} GB/s"
+    );
+    println!();
+    println!("linear, batch 1 (x f32 [1, 2048]): median of 20 runs, weight bytes / time");
+    println!(
+        "{:>6} {:>14} {:>10} {:>10} {:>8}",
+        "dtype", "shape", "MB", "ms", "GB/s"
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let kinds = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    for kind in kinds {
+        for (rows, cols) in SHAPES {
+            let w = weight(kind, rows, cols, &mut rng);
+            let xv: Vec<f64> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let x = Tensor::from_f64(&xv, &[1, cols], DType::F32).expect("shape fits");
+            let bytes = kind.bytes_for(rows * cols).expect("whole blocks") as f64;
+            let s = time(20, || {
+                std::hint::black_box(x.linear(&w, None).expect("linear runs"));
+            });
+            println!(
+                "{:>6} {:>14} {:>10.1} {:>10.3} {:>8.1}",
+                kind.name(),
+                format!("{rows}x{cols}"),
+                bytes / 1e6,
+                s * 1e3,
+                bytes / s / 1e9
+            );
+        }
+    }
+
+    println!();
+    println!("quantized mat-vec [5632 x 2048]: x quantized to 8-bit blocks vs x kept in f32");
+    println!("{:>6} {:>12} {:>12}", "dtype", "q8 x GB/s", "f32 x GB/s");
+    for kind in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        let (rows, cols) = (5632, 2048);
+        let packed = random_packed(kind, rows * cols, &mut rng);
+        let x: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut y = vec![0f32; rows];
+        let bytes = packed.len() as f64;
+        let mut gbs = |p: XPrecision| {
+            bytes
+                / time(20, || {
+                    matvec_with(kind, &packed, rows, cols, &x, &mut y, p, true)
+                        .expect("sizes match")
+                })
+                / 1e9
+        };
+        let fast = gbs(XPrecision::Fast);
+        let exact = gbs(XPrecision::F32);
+        println!("{:>6} {:>12.1} {:>12.1}", kind.name(), fast, exact);
+    }
+
+    println!();
+    println!("prefill: linear of x f32 [512, 2048] with W [5632 x 2048]");
+    println!("{:>6} {:>10} {:>10}", "dtype", "ms", "GFLOP/s");
+    for kind in [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_K,
+    ] {
+        let (rows, cols, m) = (5632, 2048, 512);
+        let w = weight(kind, rows, cols, &mut rng);
+        let xv: Vec<f64> = (0..m * cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let x = Tensor::from_f64(&xv, &[m, cols], DType::F32).expect("shape fits");
+        let s = time(3, || {
+            std::hint::black_box(x.linear(&w, None).expect("linear runs"));
+        });
+        let flops = 2.0 * (m * rows * cols) as f64;
+        println!(
+            "{:>6} {:>10.1} {:>10.1}",
+            kind.name(),
+            s * 1e3,
+            flops / s / 1e9
+        );
+    }
+}

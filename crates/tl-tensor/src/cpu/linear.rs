@@ -1,0 +1,162 @@
+//! `linear(x, W, b)` on the CPU for W stored [out, in] in f32, f16, bf16 or a GGUF block
+//! format, read in place (also from a memory-mapped file).
+//!
+//! - One row of x (decode): one pass over W, rows split over the worker pool, each row dotted
+//!   by the CPU's best kernel for the format ([`crate::quant::matvec`]'s engine: AVX2 integer
+//!   dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, F16C/FMA for the float types).
+//! - Several rows (prefill): W is expanded to f32 a tile of rows at a time (each tile stays in
+//!   cache) and multiplied by `gemm`; tiles run in parallel. x stays f32 here.
+//!
+//! Results are computed in f32 and rounded once to the output dtype.
+
+use super::matmul::{Gemm, gemm_with};
+use super::nn::{from_f32_as, host_storage, read_f32};
+use crate::bail;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::quant::matvec::{PackedRows, XPrecision, matvec_rows};
+use crate::quant::{GgmlType, dequantize_blocks};
+use crate::storage::CpuStorage;
+use crate::tensor::Tensor;
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Rows of W expanded per tile in the many-rows path: 64 rows of 2048 f32 are 512 KiB, which
+/// stays in this machine's L2 while `gemm` reads it.
+const TILE_ROWS: usize = 64;
+
+/// Views a typed slice as its bytes.
+fn as_bytes<T: crate::hostbuf::Pod>(v: &[T]) -> &[u8] {
+    // SAFETY: `Pod` types are plain data without padding; the byte view covers exactly the
+    // slice's memory and lives as long as it.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// W's rows as packed bytes when the layout allows reading them in place: unit stride along
+/// `in` (little-endian host for the float types). `None` sends the caller to the general path.
+fn packed_rows(w: &Tensor) -> Result<Option<PackedRows<'_>>> {
+    let l = w.layout();
+    let (rows, cols) = (l.shape[0], l.shape[1]);
+    if cols > 1 && l.strides[1] != 1 {
+        return Ok(None);
+    }
+    let (kind, bytes, elem_offset, elem_stride) = match host_storage("linear", w)? {
+        CpuStorage::Quantized(kind, b) => {
+            let (bs, bb) = (kind.block_size(), kind.block_bytes());
+            if !l.offset.is_multiple_of(bs) || !l.strides[0].is_multiple_of(bs) {
+                bail!("linear: internal: a quantized weight view splits blocks");
+            }
+            let rows = PackedRows {
+                kind: *kind,
+                bytes: b,
+                first: l.offset / bs * bb,
+                stride: l.strides[0] / bs * bb,
+                rows,
+                cols,
+            };
+            return Ok(rows.in_bounds().then_some(rows));
+        }
+        _ if cfg!(target_endian = "big") => return Ok(None),
+        CpuStorage::F32(v) => (GgmlType::F32, as_bytes(v), l.offset, l.strides[0]),
+        CpuStorage::F16(v) => (GgmlType::F16, as_bytes(v), l.offset, l.strides[0]),
+        CpuStorage::BF16(v) => (GgmlType::BF16, as_bytes(v), l.offset, l.strides[0]),
+        _ => return Ok(None),
+    };
+    let size = kind.block_bytes();
+    let rows = PackedRows {
+        kind,
+        bytes,
+        first: elem_offset * size,
+        stride: elem_stride * size,
+        rows,
+        cols,
+    };
+    Ok(rows.in_bounds().then_some(rows))
+}
+
+/// Expands one packed row into f32, with the vector decoder when the CPU has one.
+fn expand_row(kind: GgmlType, row: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::quant::simd::available() {
+        // SAFETY: the CPU has AVX2/FMA/F16C; `row` holds exactly `out.len()` values of `kind`.
+        unsafe { crate::quant::simd::dequantize_row_avx2(kind, row, out) };
+        return;
+    }
+    dequantize_blocks(kind, row, out);
+}
+
+/// `y[m, out] = x[m, in] @ W^T` through f32 tiles of W and `gemm`, tiles in parallel.
+fn tiled_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
+    let (out_f, in_f) = (w.rows, w.cols);
+    let tiles = out_f.div_ceil(TILE_ROWS);
+    let parts: Vec<Vec<f32>> = (0..tiles)
+        .into_par_iter()
+        .map(|t| {
+            let r0 = t * TILE_ROWS;
+            let nr = TILE_ROWS.min(out_f - r0);
+            let mut tile = vec![0f32; nr * in_f];
+            for (j, dst) in tile.chunks_exact_mut(in_f).enumerate() {
+                expand_row(w.kind, w.row(r0 + j), dst);
+            }
+            let mut part = vec![0f32; m * nr];
+            // part[i, j] = sum_k x[i, k] * tile[j, k]: the tile read transposed in place.
+            let g = Gemm {
+                m,
+                n: nr,
+                k: in_f,
+                lhs_rs: in_f as isize,
+                lhs_cs: 1,
+                rhs_rs: 1,
+                rhs_cs: in_f as isize,
+            };
+            gemm_with(g, x, &tile, &mut part, 1.0f32, Parallelism::None);
+            part
+        })
+        .collect();
+    for (t, part) in parts.iter().enumerate() {
+        let r0 = t * TILE_ROWS;
+        let nr = TILE_ROWS.min(out_f - r0);
+        for (dst, src) in y.chunks_exact_mut(out_f).zip(part.chunks_exact(nr)) {
+            dst[r0..r0 + nr].copy_from_slice(src);
+        }
+    }
+}
+
+/// `x @ W^T + b` with the checks of `Tensor::linear` already done. Falls back to the general
+/// product for weights whose layout cannot be read row by row (e.g. a transposed view).
+pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let Some(rows) = packed_rows(w)? else {
+        return crate::ops::linalg::linear_via_matmul(x, w, b);
+    };
+    let (out_f, in_f) = (rows.rows, rows.cols);
+    let out_dtype = if w.dtype().is_quantized() {
+        x.dtype()
+    } else {
+        DType::promote(x.dtype(), w.dtype())
+    };
+    let m: usize = x.shape()[..x.rank() - 1].iter().product();
+    // f32 x and W with many rows: gemm reads both in place, there is nothing to convert.
+    if m > 1 && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        return crate::ops::linalg::linear_via_matmul(x, w, b);
+    }
+    let xs = read_f32("linear", x)?;
+    let mut y = vec![0f32; m * out_f];
+    if m > 0 && out_f > 0 && in_f > 0 {
+        if m == 1 {
+            matvec_rows(&rows, &xs, &mut y, XPrecision::Fast, true);
+        } else {
+            tiled_product(&rows, &xs, m, &mut y);
+        }
+    }
+    if let Some(b) = b {
+        let bias = read_f32("linear", b)?;
+        for row in y.chunks_exact_mut(out_f.max(1)) {
+            for (v, &bv) in row.iter_mut().zip(bias.iter()) {
+                *v += bv;
+            }
+        }
+    }
+    let mut shape = x.shape()[..x.rank() - 1].to_vec();
+    shape.push(out_f);
+    from_f32_as(y, &shape, out_dtype)
+}

@@ -1,0 +1,146 @@
+//! The mat-vec engine behind [`super::matvec`] and the CPU `linear`: one pass over the packed
+//! rows of W, split over the worker pool in chunks of rows, with the fastest row kernel the
+//! CPU has for the format.
+
+use super::GgmlType;
+use super::portable;
+use rayon::prelude::*;
+
+/// How `x` enters the quantized dot products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XPrecision {
+    /// Q8_0, Q4_0 and Q4_1 rows are dotted in integers with `x` quantized once to 8-bit blocks
+    /// of 32 (llama.cpp's choice; adds a relative error of about 0.5% / sqrt(block count) per
+    /// output). Other formats use f32 `x`.
+    Fast,
+    /// Every format dequantizes block by block and multiplies with f32 `x` (exact x, slower).
+    F32,
+}
+
+/// The rows of a packed row-major matrix: row `r` is `row_bytes` bytes at
+/// `first + r * stride` in `bytes`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedRows<'a> {
+    pub kind: GgmlType,
+    pub bytes: &'a [u8],
+    pub first: usize,
+    pub stride: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl<'a> PackedRows<'a> {
+    pub fn row_bytes(&self) -> usize {
+        self.cols / self.kind.block_size() * self.kind.block_bytes()
+    }
+
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        let start = self.first + r * self.stride;
+        &self.bytes[start..start + self.row_bytes()]
+    }
+
+    /// True when every row lies inside `bytes` (callers check before running kernels).
+    pub fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || (self.rows - 1)
+                .checked_mul(self.stride)
+                .and_then(|o| o.checked_add(self.first))
+                .and_then(|o| o.checked_add(self.row_bytes()))
+                .is_some_and(|end| end <= self.bytes.len())
+    }
+}
+
+/// `x` in the form the chosen row kernel reads.
+pub(crate) struct PreparedX<'x> {
+    x: &'x [f32],
+    kind: GgmlType,
+    simd: bool,
+    #[cfg(target_arch = "x86_64")]
+    q8: Option<super::simd::Q8Blocks>,
+}
+
+impl<'x> PreparedX<'x> {
+    pub fn new(kind: GgmlType, x: &'x [f32], precision: XPrecision) -> PreparedX<'x> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let simd = super::simd::available();
+            let integer = simd
+                && precision == XPrecision::Fast
+                && matches!(kind, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
+                && x.len().is_multiple_of(32);
+            PreparedX {
+                x,
+                kind,
+                simd,
+                q8: integer.then(|| super::simd::Q8Blocks::new(x)),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = precision;
+            PreparedX {
+                x,
+                kind,
+                simd: false,
+            }
+        }
+    }
+
+    /// Dot of one packed row (of `self.kind`, `x.len()` values) with `x`.
+    #[inline]
+    pub fn dot(&self, row: &[u8]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd {
+            use super::simd;
+            // SAFETY: `simd` is set only when the CPU has AVX2, FMA and F16C; the kernels
+            // read within `row` and `x`, whose lengths match the format (checked by callers).
+            unsafe {
+                return match (self.kind, &self.q8) {
+                    (GgmlType::Q8_0, Some(q)) => simd::dot_q8_0(row, q),
+                    (GgmlType::Q4_0, Some(q)) => simd::dot_q4_0(row, q),
+                    (GgmlType::Q4_1, Some(q)) => simd::dot_q4_1(row, q),
+                    (GgmlType::F32, _) => simd::dot_f32(row, self.x),
+                    (GgmlType::F16, _) => simd::dot_f16(row, self.x),
+                    (GgmlType::BF16, _) => simd::dot_bf16(row, self.x),
+                    (GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K, _) => {
+                        simd::dot_kquant(self.kind, row, self.x)
+                    }
+                    (kind, _) => simd::dot_row_generic(kind, row, self.x),
+                };
+            }
+        }
+        portable::dot_row(self.kind, row, self.x)
+    }
+}
+
+/// Below this many weights a mat-vec runs on the calling thread: handing work to the pool
+/// costs more than it saves.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 16;
+
+/// `y[r] = dot(row r, x)` for every row, on the worker pool when `parallel` and the matrix is
+/// large enough. `w` must be in bounds and `x.len() == w.cols`, `y.len() == w.rows`.
+pub(crate) fn matvec_rows(
+    w: &PackedRows,
+    x: &[f32],
+    y: &mut [f32],
+    precision: XPrecision,
+    parallel: bool,
+) {
+    debug_assert!(w.in_bounds() && x.len() == w.cols && y.len() == w.rows);
+    let px = PreparedX::new(w.kind, x, precision);
+    let threads = rayon::current_num_threads();
+    if !parallel || threads < 2 || w.rows * w.cols < PARALLEL_MIN_WEIGHTS || w.rows < 2 {
+        for (r, out) in y.iter_mut().enumerate() {
+            *out = px.dot(w.row(r));
+        }
+        return;
+    }
+    // A few chunks per thread balance the load when one core is busy elsewhere.
+    let chunk = w.rows.div_ceil(threads * 4).max(8);
+    y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
+        let first = c * chunk;
+        for (j, out) in ys.iter_mut().enumerate() {
+            *out = px.dot(w.row(first + j));
+        }
+    });
+}
