@@ -573,3 +573,47 @@ fn out_of_range_ids_are_errors() {
     assert!(json.decode(&[5, 9999]).is_err());
     assert!(json.stream_decoder().push(9999).is_err());
 }
+
+#[test]
+fn tokenizers_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+    fn assert_send<T: Send>() {}
+    assert_send::<tl_models::StreamDecoder>();
+    // A clone shares the vocabulary and behaves the same.
+    let tok = stories_tokenizer();
+    let copy = tok.clone();
+    let handle = std::thread::spawn(move || copy.encode("Once upon a time", true).unwrap());
+    assert_eq!(
+        handle.join().unwrap(),
+        tok.encode("Once upon a time", true).unwrap()
+    );
+}
+
+#[test]
+fn safetensors_model_needs_a_tokenizer_json_beside_it() {
+    let path = common::fixture("st_llama/model.safetensors");
+    let model = Model::open(&path).unwrap();
+    let err = Tokenizer::from_gguf(&model).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("tokenizer.json"),
+        "{err}"
+    );
+    let err = Tokenizer::for_model(&model).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    // With a tokenizer.json in the directory, for_model reads it.
+    let dir = std::env::temp_dir().join(format!("tl-tokenizer-st-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["model.safetensors", "config.json"] {
+        std::fs::copy(common::fixture("st_llama").join(name), dir.join(name)).unwrap();
+    }
+    for name in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(tok_fixture("stories260k").join(name), dir.join(name)).unwrap();
+    }
+    let model = Model::open(dir.join("model.safetensors")).unwrap();
+    let tok = Tokenizer::for_model(&model).unwrap();
+    assert_eq!(tok.kind(), "tokenizer.json");
+    assert_eq!(tok.bos_id(), Some(1));
+    assert_eq!(tok.eos_id(), Some(2));
+    assert!(tok.add_bos_by_default());
+}

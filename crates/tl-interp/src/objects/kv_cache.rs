@@ -213,13 +213,8 @@ impl KvCache {
 /// Copies `src` into rows `start..start + src.shape[0]` of `dst`, in place when `dst` is the
 /// only holder of its memory.
 fn write_rows(dst: &mut Tensor, start: usize, src: &Tensor) -> Result<(), String> {
-    let n = src.shape()[0];
-    let total = dst.shape()[0];
-    let err = |e: tl_tensor::TensorError| e.to_string();
-    let head = dst.narrow(0, 0, start).map_err(err)?;
-    let tail = dst.narrow(0, start + n, total - start - n).map_err(err)?;
-    *dst = Tensor::concat(&[head, src.clone(), tail], 0).map_err(err)?;
-    Ok(())
+    dst.write_slice_in_place(0, start, src)
+        .map_err(|e| e.to_string())
 }
 
 impl Object for KvCache {
