@@ -261,6 +261,17 @@ impl Interpreter {
             "tensor ops dispatched: {}\ntensor allocations: {} ({} bytes)\nhost reads of tensor data: {}\n",
             t.ops_dispatched, t.allocations, t.bytes_allocated, t.host_reads
         ));
+        if t.kernel_launches + t.syncs + t.device_allocations + t.host_to_device_bytes > 0 {
+            out.push_str(&format!(
+                "device syncs: {}\nkernel launches: {}\ndevice allocations: {} ({} bytes)\nhost to device: {} bytes\ndevice to host: {} bytes\n",
+                t.syncs,
+                t.kernel_launches,
+                t.device_allocations,
+                t.device_bytes_allocated,
+                t.host_to_device_bytes,
+                t.device_to_host_bytes
+            ));
+        }
         out
     }
 

@@ -4,6 +4,7 @@
 
 mod args;
 pub mod creation;
+pub mod device;
 pub mod elementwise;
 pub mod host;
 pub mod linalg;
@@ -49,6 +50,7 @@ fn all_tables() -> Vec<&'static [Builtin]> {
         linalg::BUILTINS,
         nn::BUILTINS,
         sampling::BUILTINS,
+        device::BUILTINS,
     ]
 }
 
