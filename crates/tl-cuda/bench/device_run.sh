@@ -11,7 +11,7 @@ t0=$(date +%s.%N)
 echo "== ops"; ./ops 2>&1 | grep -E "^test |test result|panicked|error" | head -40
 echo "== runtime"; ./runtime 2>&1 | grep -E "^test |test result|panicked|error" | head -30
 t1=$(date +%s.%N); awk -v a="$t0" -v b="$t1" "BEGIN{printf \"tests took %.1f s\\n\", b-a}"
-for ex in mlp attention tensor_basics einsum broadcasting; do
+for f in examples/*.tl; do ex=$(basename "$f" .tl); [ "$ex" = errors ] && continue;
   if [ -f "examples/$ex.tl" ]; then
     ./tl run "examples/$ex.tl" > "cpu_$ex.txt" 2>&1
     ./tl run "examples/$ex.tl" --device cuda > "cuda_$ex.txt" 2>&1
