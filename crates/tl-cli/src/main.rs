@@ -165,16 +165,17 @@ fn main() -> ExitCode {
             explain,
             args,
         } => {
-            if device == DeviceArg::Cuda {
-                eprintln!(
-                    "error: not supported yet: --device cuda (this build has no CUDA backend)"
-                );
-                return ExitCode::from(1);
-            }
+            let device = match start_device(device) {
+                Ok(d) => d,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(1);
+                }
+            };
             let options = Options {
                 args,
                 stats,
-                device: tl_tensor::Device::Cpu,
+                device,
                 explain,
             };
             run(&file, options, test, bench)
@@ -194,12 +195,13 @@ fn main() -> ExitCode {
             no_stats,
             stats,
         } => {
-            if device == DeviceArg::Cuda {
-                eprintln!(
-                    "error: not supported yet: --device cuda (this build has no CUDA backend)"
-                );
-                return ExitCode::from(1);
-            }
+            let device = match start_device(device) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let model = match model {
                 Some(m) => m,
                 None => match chat::default_model() {
@@ -247,7 +249,7 @@ fn main() -> ExitCode {
             let options = Options {
                 args,
                 stats,
-                device: tl_tensor::Device::Cpu,
+                device,
                 explain: false,
             };
             run(&program, options, false, false)
@@ -266,6 +268,34 @@ fn main() -> ExitCode {
             }
             help::run(name.as_deref())
         }
+    }
+}
+
+/// Starts the backend `--device` names and makes it where new tensors are created.
+#[cfg(feature = "cuda")]
+fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+    match device {
+        DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
+        DeviceArg::Cuda => {
+            let backend = tl_cuda::init(0).map_err(|e| format!("--device cuda: {e}"))?;
+            let d = tl_tensor::Device::Cuda(0);
+            tl_tensor::device::set_default_device(d).map_err(|e| e.to_string())?;
+            if std::env::var_os("TL_VERBOSE").is_some() {
+                eprintln!("device: {}", backend.description());
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// Without the `cuda` feature only the CPU exists.
+#[cfg(not(feature = "cuda"))]
+fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+    match device {
+        DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
+        DeviceArg::Cuda => Err(
+            "--device cuda: this build of tl has no CUDA backend (build it with `cargo build --release --features cuda`)".into(),
+        ),
     }
 }
 

@@ -38,7 +38,11 @@ pub fn to_tensor(v: &Value) -> Option<Tensor> {
             let mut shape = Vec::new();
             let mut data = Vec::new();
             flatten_list(v, 0, &mut shape, &mut data)?;
-            Tensor::from_f64(&data, &shape, DType::F32).ok()
+            // Literal lists live where the run's tensors do (`--device`).
+            Tensor::from_f64(&data, &shape, DType::F32)
+                .ok()?
+                .to_default_device()
+                .ok()
         }
         _ => None,
     }

@@ -9,8 +9,8 @@ pub mod error;
 mod eval;
 pub mod format;
 pub mod interp;
-pub mod objects;
 mod load;
+pub mod objects;
 mod suggest;
 pub mod value;
 

@@ -531,7 +531,7 @@ fn devices() {
     );
     assert_error(
         "main {\n  let t = to_device(ones([2]), \"cuda\")\n}\n",
-        "not supported yet: device cuda (this build has no CUDA backend)",
+        "device cuda:0 is not available: the CUDA backend was not initialised",
         "2:32",
     );
 }

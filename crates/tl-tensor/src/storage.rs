@@ -1,6 +1,7 @@
-//! Where a tensor's elements live. Today only host memory; device backends add variants
-//! behind the [`crate::Backend`] trait.
+//! Where a tensor's elements live: host memory, or device memory owned by a device backend
+//! (see [`crate::device`]).
 
+use crate::device::DeviceStorage;
 use crate::dtype::DType;
 pub use crate::hostbuf::HostBuf;
 use crate::quant::{GgmlType, dequantize_row};
@@ -94,12 +95,28 @@ impl CpuStorage {
 #[derive(Debug)]
 pub enum Storage {
     Cpu(CpuStorage),
+    /// Memory of a device backend (a GPU); reading it goes through
+    /// [`crate::Tensor::synchronize_for_read`].
+    Device(Box<dyn DeviceStorage>),
 }
 
 impl Storage {
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(s) => s.dtype(),
+            Storage::Device(s) => s.dtype(),
         }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.len(),
+            Storage::Device(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -4,7 +4,7 @@
 use crate::backend::Backend;
 use crate::bail;
 use crate::cpu::CPU;
-use crate::device::Device;
+use crate::device::{Device, DeviceStorage};
 use crate::dtype::DType;
 use crate::error::{Result, shape_str};
 use crate::layout::Layout;
@@ -58,6 +58,24 @@ impl Tensor {
 
     pub fn from_bool(data: Vec<bool>, shape: &[usize]) -> Result<Tensor> {
         Tensor::from_cpu_storage(CpuStorage::Bool(data.into()), shape)
+    }
+
+    /// Wraps device memory (from a device backend) as a contiguous tensor of `shape`; fails if
+    /// the element count disagrees. Device allocations are counted by the backend.
+    pub fn from_device_storage(storage: Box<dyn DeviceStorage>, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if storage.len() != n {
+            bail!(
+                "tensor: {} device elements do not fill shape {} ({} needed)",
+                storage.len(),
+                shape_str(shape),
+                n
+            );
+        }
+        Ok(Tensor {
+            storage: Arc::new(Storage::Device(storage)),
+            layout: Layout::contiguous(shape),
+        })
     }
 
     /// Host f64 values converted to `dtype` (rounded for float types, truncated for i64,
@@ -115,6 +133,7 @@ impl Tensor {
     pub fn device(&self) -> Device {
         match &*self.storage {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Device(s) => s.device(),
         }
     }
 
@@ -122,8 +141,9 @@ impl Tensor {
     /// op in [`crate::stats`]: `Tensor` methods call it once per backend op.
     pub fn backend(&self) -> &'static dyn Backend {
         crate::stats::count_op();
-        match self.device() {
-            Device::Cpu => &CPU,
+        match &*self.storage {
+            Storage::Cpu(_) => &CPU,
+            Storage::Device(s) => s.backend(),
         }
     }
 
@@ -141,6 +161,83 @@ impl Tensor {
     pub fn cpu_storage(&self) -> Option<&CpuStorage> {
         match &*self.storage {
             Storage::Cpu(s) => Some(s),
+            Storage::Device(_) => None,
+        }
+    }
+
+    /// The device storage, if the tensor lives on a device.
+    pub fn device_storage(&self) -> Option<&dyn DeviceStorage> {
+        match &*self.storage {
+            Storage::Cpu(_) => None,
+            Storage::Device(s) => Some(&**s),
+        }
+    }
+
+    /// The one way host code reads a device tensor: submits the device's pending work, waits
+    /// for it (counted as one sync in [`crate::stats`]) and returns a contiguous host copy.
+    /// Host tensors are returned as they are (shared, no copy, no sync).
+    pub fn synchronize_for_read(&self) -> Result<Tensor> {
+        let Storage::Device(storage) = &*self.storage else {
+            return Ok(self.clone());
+        };
+        let backend = storage.backend();
+        // Gather a strided view on the device first, so that only its elements travel.
+        let view = if self.is_contiguous() {
+            self.clone()
+        } else {
+            crate::stats::count_op();
+            backend.contiguous(self)?
+        };
+        crate::stats::count_sync();
+        let host = backend.read_to_host(&view)?;
+        Tensor::from_cpu_storage(host, self.shape())
+    }
+
+    /// A copy of this tensor on `device` (shared when already there). Host to device copies are
+    /// queued without waiting; device to host goes through [`Tensor::synchronize_for_read`].
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        let here = self.device();
+        if here == device {
+            return Ok(self.clone());
+        }
+        let host = self.synchronize_for_read()?;
+        if device == Device::Cpu {
+            return Ok(host);
+        }
+        let host = if host.is_contiguous()
+            && host.layout.offset == 0
+            && host.storage.len() == host.numel()
+        {
+            host
+        } else {
+            crate::stats::count_op();
+            CPU.contiguous(&host)?
+        };
+        let Some(data) = host.cpu_storage() else {
+            bail!("to_device: the host copy of a {here} tensor is not in host memory");
+        };
+        crate::device::device_backend(device)?.upload(data, host.shape())
+    }
+
+    /// A host copy of this tensor (shared when already on the host); waits for the device.
+    pub fn to_host(&self) -> Result<Tensor> {
+        self.to_device(Device::Cpu)
+    }
+
+    /// This tensor on the current default device ([`crate::device::default_device`]).
+    pub fn to_default_device(&self) -> Result<Tensor> {
+        self.to_device(crate::device::default_device())
+    }
+
+    /// The host copy used by the infallible readers; a device that fails while being read is
+    /// a broken runtime, not a user error, so it ends the program with the device's message.
+    fn host_for_read(&self) -> Tensor {
+        match self.synchronize_for_read() {
+            Ok(t) => t,
+            Err(e) => panic!(
+                "reading a {} tensor back to the host failed: {e}",
+                self.device()
+            ),
         }
     }
 
@@ -155,13 +252,13 @@ impl Tensor {
                 .map(f64::from)
                 .collect();
         }
-        match &*self.storage {
-            Storage::Cpu(s) => {
-                let mut out = Vec::with_capacity(self.numel());
-                self.layout.for_each_offset(|o| out.push(s.get_f64(o)));
-                out
-            }
-        }
+        let host = self.host_for_read();
+        let Some(s) = host.cpu_storage() else {
+            unreachable!("synchronize_for_read returns host tensors")
+        };
+        let mut out = Vec::with_capacity(host.numel());
+        host.layout.for_each_offset(|o| out.push(s.get_f64(o)));
+        out
     }
 
     /// All elements in row-major order, converted to f32.
@@ -171,14 +268,18 @@ impl Tensor {
 
     /// All elements in row-major order, converted to i64 (floats truncated).
     pub fn to_vec_i64(&self) -> Vec<i64> {
-        match &*self.storage {
-            Storage::Cpu(CpuStorage::I64(v)) => {
-                crate::stats::count_host_read();
-                let mut out = Vec::with_capacity(self.numel());
-                self.layout.for_each_offset(|o| out.push(v[o]));
+        if self.dtype() != DType::I64 {
+            return self.to_vec_f64().into_iter().map(|x| x as i64).collect();
+        }
+        crate::stats::count_host_read();
+        let host = self.host_for_read();
+        match host.cpu_storage() {
+            Some(CpuStorage::I64(v)) => {
+                let mut out = Vec::with_capacity(host.numel());
+                host.layout.for_each_offset(|o| out.push(v[o]));
                 out
             }
-            _ => self.to_vec_f64().into_iter().map(|x| x as i64).collect(),
+            _ => unreachable!("an int64 tensor read to the host has int64 storage"),
         }
     }
 

@@ -186,7 +186,15 @@ fn eye(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     Ok(Value::Tensor(Tensor::eye(n, dtype)))
 }
 
-fn tensor(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+/// `tensor(data)`: made on the host, then placed on the run's default device (`--device`).
+fn tensor(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    match tensor_on_host(interp, args)? {
+        Value::Tensor(t) => at_call(args, t.to_default_device()).map(Value::Tensor),
+        other => Ok(other),
+    }
+}
+
+fn tensor_on_host(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     args.expect_named(&["dtype"])?;
     args.expect_count(1, 2)?;
     let explicit = if args.len() == 2 || args.named("dtype").is_some() {

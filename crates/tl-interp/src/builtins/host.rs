@@ -164,17 +164,21 @@ pub static HOST_BUILTINS: &[Builtin] = &[
         name: "to_device",
         signature: "to_device(x: tensor, device: string) -> tensor",
         category: "host",
-        doc: "The tensor on `device`. \"cpu\" is the only device of this build, so it returns `x`; \
-              \"cuda\" is an error (\"not supported yet: device cuda\") until the CUDA backend \
-              exists. Numbers and numeric lists are converted to tensors first.",
+        doc: "A copy of `x` on `device` (\"cpu\", \"cuda\" or \"cuda:N\"); `x` itself when it \
+              is already there. A copy to a GPU is queued without waiting; a copy to the host \
+              waits for the device (one counted sync). Numbers and numeric lists are converted to \
+              tensors first. Errors: an unknown device name; a GPU this run has not started (run \
+              with `--device cuda`, on a build with the `cuda` feature).",
         func: to_device,
     },
     Builtin {
         name: "to_host",
         signature: "to_host(x: tensor) -> tensor",
         category: "host",
-        doc: "The tensor in host memory (waiting for pending device work if it lives on a \
-              device). On the CPU it returns `x` unchanged.",
+        doc: "A copy of `x` in host memory (`x` itself when it is already there). Waits for the \
+              device's pending work: one counted sync, shown by `--stats`. An error that an \
+              earlier op hit on the device (such as an integer division by zero) is reported \
+              here, at the first read.",
         func: to_host,
     },
     Builtin {
@@ -425,24 +429,19 @@ fn type_of(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
 fn to_device(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     args.expect_named(&[])?;
     args.expect_count(2, 2)?;
-    let device = args.string(1)?;
-    match device.as_str() {
-        "cpu" => Ok(Value::Tensor(args.tensor(0)?)),
-        "cuda" | "gpu" => Err(crate::error::RuntimeError::new(
-            "not supported yet: device cuda (this build has no CUDA backend)",
-            args.positional.get(1).map_or(args.span, |p| p.1),
-        )),
-        other => Err(args.arg_error(
-            1,
-            format!("unknown device \"{other}\" (expected \"cpu\" or \"cuda\")"),
-        )),
-    }
+    let x = args.tensor(0)?;
+    let name = args.string(1)?;
+    let device = tl_tensor::Device::parse(&name).map_err(|e| args.arg_error(1, e.0))?;
+    x.to_device(device)
+        .map(Value::Tensor)
+        .map_err(|e| args.arg_error(1, e.0))
 }
 
 fn to_host(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     args.expect_named(&[])?;
     args.expect_count(1, 1)?;
-    Ok(Value::Tensor(args.tensor(0)?))
+    let x = args.tensor(0)?;
+    super::args::at_call(args, x.to_host()).map(Value::Tensor)
 }
 
 fn seed(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {

@@ -4,6 +4,7 @@
 
 mod args;
 pub mod creation;
+pub mod device;
 pub mod elementwise;
 pub mod host;
 pub mod linalg;
@@ -53,6 +54,7 @@ fn all_tables() -> Vec<&'static [Builtin]> {
         sampling::BUILTINS,
         llm::BUILTINS,
         text::BUILTINS,
+        device::BUILTINS,
     ]
 }
 

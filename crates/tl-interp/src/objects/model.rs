@@ -154,11 +154,18 @@ impl ModelData {
 }
 
 /// Moves a freshly read tensor to the program's device.
+/// Quantized weights are expanded to f16 first: the device backends have no quantized kernels
+/// yet.
 fn to_device(t: Tensor, device: Device) -> Result<Tensor, String> {
     if t.device() == device {
         return Ok(t);
     }
-    Err(format!("not supported yet: models on device {device}"))
+    let t = if t.dtype().is_quantized() {
+        t.cast(tl_tensor::DType::F16).map_err(|e| e.to_string())?
+    } else {
+        t
+    };
+    t.to_device(device).map_err(|e| e.to_string())
 }
 
 /// A metadata value as a program value (arrays become lists).

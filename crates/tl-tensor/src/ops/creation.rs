@@ -1,9 +1,12 @@
 //! Creation of new tensors: constants, ranges, identity matrices and random tensors. New
-//! tensors live on the host (the CPU backend creates them).
+//! tensors live on the current default device ([`crate::device::default_device`]): constants
+//! are filled there, the others are made on the host (one random stream for every device) and
+//! copied over.
 
 use crate::backend::Backend;
 use crate::bail;
 use crate::cpu::CPU;
+use crate::device::{Device, default_device, device_backend};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::random::TensorRng;
@@ -58,12 +61,27 @@ fn from_f32_values(values: Vec<f32>, shape: &[usize], dtype: DType, below_one: b
     Tensor::from_cpu_storage(storage, shape).expect("one value per element was generated")
 }
 
+/// `t` (made on the host) moved to the default device. Creation ops have no error path; a
+/// device that cannot take a new tensor (out of memory, lost) ends the program with its message.
+fn on_default_device(t: Tensor) -> Tensor {
+    match t.to_default_device() {
+        Ok(t) => t,
+        Err(e) => panic!("creating a tensor on {}: {e}", default_device()),
+    }
+}
+
 impl Tensor {
     /// A tensor of `shape` with every element `value` (converted to `dtype`).
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
         stats::count_op();
-        CPU.full(shape, value, dtype)
-            .expect("a filled vector has the shape's element count")
+        let made = match default_device() {
+            Device::Cpu => CPU.full(shape, value, dtype),
+            d => device_backend(d).and_then(|b| b.full(shape, value, dtype)),
+        };
+        match made {
+            Ok(t) => t,
+            Err(e) => panic!("creating a tensor on {}: {e}", default_device()),
+        }
     }
 
     /// A tensor of zeros.
@@ -91,7 +109,7 @@ impl Tensor {
         }
         let values: Vec<f64> = (0..n as usize).map(|i| start + i as f64 * step).collect();
         stats::count_op();
-        Tensor::from_f64(&values, &[values.len()], dtype)
+        Tensor::from_f64(&values, &[values.len()], dtype)?.to_default_device()
     }
 
     /// The `n` x `n` identity matrix.
@@ -101,7 +119,7 @@ impl Tensor {
             values[i * n + i] = 1.0;
         }
         stats::count_op();
-        from_f32_values(values, &[n, n], dtype, false)
+        on_default_device(from_f32_values(values, &[n, n], dtype, false))
     }
 
     /// Uniform samples in `[0, 1)`, drawn in f32 and stored as `dtype` (int tensors get the
@@ -110,7 +128,7 @@ impl Tensor {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n).map(|_| rng.rng().random::<f32>()).collect();
         stats::count_op();
-        from_f32_values(values, shape, dtype, true)
+        on_default_device(from_f32_values(values, shape, dtype, true))
     }
 
     /// Standard normal samples, drawn in f32 and stored as `dtype`.
@@ -120,6 +138,6 @@ impl Tensor {
             .map(|_| rng.rng().sample::<f32, _>(rand_distr::StandardNormal))
             .collect();
         stats::count_op();
-        from_f32_values(values, shape, dtype, false)
+        on_default_device(from_f32_values(values, shape, dtype, false))
     }
 }

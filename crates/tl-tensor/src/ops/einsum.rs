@@ -243,6 +243,7 @@ impl Tensor {
             }
             dtype = Some(dtype.map_or(t.dtype(), |d| DType::promote(d, t.dtype())));
         }
+        crate::device::co_locate("einsum", operands, usize::MAX)?;
 
         // Ellipsis dims per operand, then the broadcast width of `...`.
         let mut ell_dims = Vec::with_capacity(operands.len());

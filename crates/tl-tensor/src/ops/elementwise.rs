@@ -159,8 +159,9 @@ impl Tensor {
                 d => d,
             },
         };
-        let a = self.cast(dtype)?.broadcast_to(&shape)?;
-        let b = other.cast(dtype)?.broadcast_to(&shape)?;
+        let both = crate::device::co_locate(name, &[self, other], usize::MAX)?;
+        let a = both[0].cast(dtype)?.broadcast_to(&shape)?;
+        let b = both[1].cast(dtype)?.broadcast_to(&shape)?;
         a.backend().binary(op, &a, &b)
     }
 
@@ -179,9 +180,10 @@ impl Tensor {
         let ab = broadcast_shapes("where", a.shape(), b.shape())?;
         let shape = broadcast_shapes("where", cond.shape(), &ab)?;
         let dtype = Tensor::result_dtype(a, b);
-        let c = cond.cast(DType::Bool)?.broadcast_to(&shape)?;
-        let a = a.cast(dtype)?.broadcast_to(&shape)?;
-        let b = b.cast(dtype)?.broadcast_to(&shape)?;
+        let all = crate::device::co_locate("where", &[cond, a, b], usize::MAX)?;
+        let c = all[0].cast(DType::Bool)?.broadcast_to(&shape)?;
+        let a = all[1].cast(dtype)?.broadcast_to(&shape)?;
+        let b = all[2].cast(dtype)?.broadcast_to(&shape)?;
         c.backend().where_cond(&c, &a, &b)
     }
 }

@@ -39,11 +39,12 @@ impl Tensor {
         if tensors.len() == 1 {
             return Ok(first.clone());
         }
-        let cast: Vec<Tensor> = tensors
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let cast: Vec<Tensor> = crate::device::co_locate("concat", &refs, usize::MAX)?
             .iter()
             .map(|t| t.cast(dtype))
             .collect::<Result<_>>()?;
-        first.backend().concat(&cast, d)
+        cast[0].backend().concat(&cast, d)
     }
 
     /// `tensors` (all of one shape) joined along a new dimension `dim`.
@@ -148,7 +149,8 @@ impl Tensor {
                 shape_str(self.shape())
             );
         }
-        self.backend().gather(self, d, index)
+        let both = crate::device::co_locate("gather", &[self, index], 1)?;
+        both[0].backend().gather(&both[0], d, &both[1])
     }
 
     /// The slices `index[k]` of `self` along `dim`, for a 1-D (or rank-0) I64 `index`.
@@ -167,6 +169,7 @@ impl Tensor {
                 shape_str(index.shape())
             );
         }
-        self.backend().index_select(self, d, index)
+        let both = crate::device::co_locate("index_select", &[self, index], 1)?;
+        both[0].backend().index_select(&both[0], d, &both[1])
     }
 }

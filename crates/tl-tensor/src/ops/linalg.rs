@@ -81,6 +81,7 @@ impl Tensor {
                 k_b
             );
         }
+        crate::device::co_locate("matmul", &[self, other], usize::MAX)?;
         let dtype = DType::promote(self.dtype(), other.dtype());
         let a = to_float_dtype("matmul", self, dtype)?;
         let b = to_float_dtype("matmul", other, dtype)?;

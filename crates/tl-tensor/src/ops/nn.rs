@@ -67,7 +67,8 @@ impl Tensor {
         }
         let d = self.shape()[self.rank() - 1];
         check_param("rms_norm", "weight", w, self, d)?;
-        self.backend().rms_norm(self, w, eps)
+        let both = crate::device::co_locate("rms_norm", &[self, w], usize::MAX)?;
+        both[0].backend().rms_norm(&both[0], &both[1], eps)
     }
 
     /// `(x - mean) / sqrt(var + eps) * w + b` over the last dim (biased variance); `w` and
@@ -86,6 +87,8 @@ impl Tensor {
         if let Some(b) = b {
             check_param("layer_norm", "bias", b, self, d)?;
         }
+        let params: Vec<&Tensor> = [Some(self), w, b].into_iter().flatten().collect();
+        crate::device::co_locate("layer_norm", &params, usize::MAX)?;
         self.backend().layer_norm(self, w, b, eps)
     }
 
@@ -143,7 +146,7 @@ impl Tensor {
         match dtype {
             DType::Bool => {
                 let data = (0..n * cols).map(|e| allowed(e / cols, e % cols)).collect();
-                Tensor::from_bool(data, &[n, cols])
+                Tensor::from_bool(data, &[n, cols])?.to_default_device()
             }
             DType::I64 => {
                 bail!("causal_mask: dtype int64 cannot hold -inf (use a float dtype or bool)")
@@ -158,7 +161,7 @@ impl Tensor {
                         }
                     })
                     .collect();
-                Tensor::from_f64(&data, &[n, cols], dtype)
+                Tensor::from_f64(&data, &[n, cols], dtype)?.to_default_device()
             }
         }
     }
@@ -191,7 +194,8 @@ impl Tensor {
         if ids.dtype() != DType::I64 {
             bail!("embedding: ids must be int64, got {}", ids.dtype());
         }
-        table.backend().embedding(table, ids)
+        let both = crate::device::co_locate("embedding", &[table, ids], 1)?;
+        both[0].backend().embedding(&both[0], &both[1])
     }
 
     /// `silu(a) * b` in one pass (the gated MLP of Llama); shapes broadcast, dtypes promote.
@@ -201,9 +205,10 @@ impl Tensor {
         require_float("silu_mul", b)?;
         let shape = broadcast_shapes("silu_mul", a.shape(), b.shape())?;
         let dtype = DType::promote(a.dtype(), b.dtype());
-        let av = broadcast_view(a, &shape);
-        let bv = broadcast_view(b, &shape);
-        a.backend().silu_mul(&av, &bv, dtype)
+        let both = crate::device::co_locate("silu_mul", &[a, b], usize::MAX)?;
+        let av = broadcast_view(&both[0], &shape);
+        let bv = broadcast_view(&both[1], &shape);
+        av.backend().silu_mul(&av, &bv, dtype)
     }
 
     /// Scaled dot-product attention with grouped heads: `q` [.., hq, sq, d], `k` [.., hkv, sk, d],
@@ -265,6 +270,9 @@ impl Tensor {
         let batch = broadcast_shapes(op, &qs[..rq - 3], &ks[..rk - 3]).map_err(batch_err)?;
         let batch = broadcast_shapes(op, &batch, &vs[..rv - 3]).map_err(batch_err)?;
         let dtype = DType::promote(DType::promote(q.dtype(), k.dtype()), v.dtype());
+        let mut operands = vec![q, k, v];
+        operands.extend(mask);
+        crate::device::co_locate(op, &operands, usize::MAX)?;
         let q = to_float_dtype(op, q, dtype)?;
         let (k, v) = (to_float_dtype(op, k, dtype)?, to_float_dtype(op, v, dtype)?);
         let qv = q.with_layout(expand_batch(q.layout(), 3, &batch));

@@ -1,0 +1,596 @@
+//! Every op of the CUDA backend against the CPU backend on seeded random inputs with odd
+//! sizes and strided views, with new device tensors poisoned (0xFF bytes) so that unwritten
+//! elements show up. Tolerances from TARGETS.md: f32 1e-5 and f16/bf16 1e-2 relative
+//! (||gpu - cpu|| / ||cpu||); ints and bools exactly. Without a GPU each test prints
+//! "skipped: no CUDA device (REASON)" and passes.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tl_tensor::{BinaryOp, DType, Device, ReduceOp, Tensor, UnaryOp};
+
+const GPU: Device = Device::Cuda(0);
+
+fn gpu() -> bool {
+    match tl_cuda::init(0) {
+        Ok(_) => {
+            tl_cuda::set_poison_new_tensors(true);
+            true
+        }
+        Err(e) => {
+            println!("skipped: no CUDA device ({e})");
+            false
+        }
+    }
+}
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Uniform values in [lo, hi) of `shape` in `dtype` (on the host).
+fn uniform(r: &mut ChaCha8Rng, shape: &[usize], lo: f64, hi: f64, dtype: DType) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| r.random_range(lo..hi)).collect();
+    Tensor::from_f64(&v, shape, dtype).unwrap()
+}
+
+fn ints(r: &mut ChaCha8Rng, shape: &[usize], lo: i64, hi: i64) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_i64((0..n).map(|_| r.random_range(lo..hi)).collect(), shape).unwrap()
+}
+
+fn bools(r: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_bool((0..n).map(|_| r.random_bool(0.5)).collect(), shape).unwrap()
+}
+
+fn tol(d: DType) -> f64 {
+    match d {
+        DType::F32 => 1e-5,
+        _ => 1e-2,
+    }
+}
+
+/// Checks a device result against the CPU one: same shape and dtype, on the GPU, and equal
+/// within the dtype's tolerance (exact for ints and bools); NaN never passes unless both
+/// sides are NaN at that element.
+fn check(what: &str, gpu_out: &Tensor, cpu_out: &Tensor) {
+    assert_eq!(gpu_out.device(), GPU, "{what}: result not on the GPU");
+    assert_eq!(gpu_out.shape(), cpu_out.shape(), "{what}: shape");
+    assert_eq!(gpu_out.dtype(), cpu_out.dtype(), "{what}: dtype");
+    let g = gpu_out.to_vec_f64();
+    let c = cpu_out.to_vec_f64();
+    if !cpu_out.dtype().is_float() {
+        assert_eq!(g, c, "{what}: exact values differ");
+        return;
+    }
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (i, (&x, &y)) in g.iter().zip(&c).enumerate() {
+        if y.is_nan() || y.is_infinite() {
+            assert!(
+                (x.is_nan() && y.is_nan()) || x == y,
+                "{what}: element {i} is {x}, cpu {y}"
+            );
+            continue;
+        }
+        assert!(
+            x.is_finite(),
+            "{what}: element {i} is {x}, cpu {y} (unwritten?)"
+        );
+        diff += (x - y) * (x - y);
+        norm += y * y;
+    }
+    let rel = diff.sqrt() / norm.sqrt().max(1e-30);
+    assert!(
+        rel <= tol(cpu_out.dtype()) || diff.sqrt() < 1e-6,
+        "{what}: relative error {rel:e} > {}",
+        tol(cpu_out.dtype())
+    );
+}
+
+fn dev(t: &Tensor) -> Tensor {
+    t.to_device(GPU).unwrap()
+}
+
+const FLOATS: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+#[test]
+fn unary_ops_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(1);
+    for dt in FLOATS {
+        // Transposed views exercise the strided path; positive inputs suit log/sqrt.
+        let x = uniform(&mut r, &[13, 7], 0.1, 3.0, dt)
+            .transpose(0, 1)
+            .unwrap();
+        let y = uniform(&mut r, &[7, 13], -3.0, 3.0, dt);
+        let (gx, gy) = (dev(&x), dev(&y));
+        for op in [UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Rsqrt] {
+            check(
+                &format!("{op:?} {dt}"),
+                &gx.unary(op).unwrap(),
+                &x.unary(op).unwrap(),
+            );
+        }
+        for op in [
+            UnaryOp::Neg,
+            UnaryOp::Abs,
+            UnaryOp::Exp,
+            UnaryOp::Sin,
+            UnaryOp::Cos,
+            UnaryOp::Tanh,
+            UnaryOp::Sigmoid,
+            UnaryOp::Relu,
+            UnaryOp::Gelu,
+            UnaryOp::Silu,
+            UnaryOp::Step,
+            UnaryOp::Not,
+        ] {
+            check(
+                &format!("{op:?} {dt}"),
+                &gy.unary(op).unwrap(),
+                &y.unary(op).unwrap(),
+            );
+        }
+    }
+    let i = ints(&mut r, &[5, 9], -50, 50);
+    let gi = dev(&i);
+    for op in [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Relu,
+        UnaryOp::Step,
+        UnaryOp::Not,
+    ] {
+        check(
+            &format!("{op:?} i64"),
+            &gi.unary(op).unwrap(),
+            &i.unary(op).unwrap(),
+        );
+    }
+    let b = bools(&mut r, &[3, 11]);
+    check(
+        "not bool",
+        &dev(&b).unary(UnaryOp::Not).unwrap(),
+        &b.unary(UnaryOp::Not).unwrap(),
+    );
+}
+
+#[test]
+fn binary_ops_match_cpu_with_broadcast() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(2);
+    let all = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Rem,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::And,
+        BinaryOp::Or,
+    ];
+    for dt in FLOATS {
+        let a = uniform(&mut r, &[3, 5, 17], 0.5, 2.0, dt);
+        let b = uniform(&mut r, &[5, 1], 0.5, 2.0, dt);
+        let (ga, gb) = (dev(&a), dev(&b));
+        for op in all {
+            check(
+                &format!("{op:?} {dt}"),
+                &ga.binary(op, &gb).unwrap(),
+                &a.binary(op, &b).unwrap(),
+            );
+        }
+        // A host scalar joins the device operand.
+        let s = Tensor::scalar(1.5, DType::F32);
+        check(
+            &format!("scalar mul {dt}"),
+            &ga.binary(BinaryOp::Mul, &s).unwrap(),
+            &a.binary(BinaryOp::Mul, &s).unwrap(),
+        );
+        check(
+            &format!("scalar sub {dt}"),
+            &s.binary(BinaryOp::Sub, &ga).unwrap(),
+            &s.binary(BinaryOp::Sub, &a).unwrap(),
+        );
+    }
+    let a = ints(&mut r, &[4, 9], -1000, 1000);
+    let b = ints(&mut r, &[9], 1, 20);
+    let nb = b.unary(UnaryOp::Neg).unwrap();
+    let (ga, gb, gnb) = (dev(&a), dev(&b), dev(&nb));
+    for op in all {
+        check(
+            &format!("{op:?} i64"),
+            &ga.binary(op, &gb).unwrap(),
+            &a.binary(op, &b).unwrap(),
+        );
+        if op != BinaryOp::Pow {
+            check(
+                &format!("{op:?} i64 neg"),
+                &ga.binary(op, &gnb).unwrap(),
+                &a.binary(op, &nb).unwrap(),
+            );
+        }
+    }
+    let (p, q) = (bools(&mut r, &[6, 7]), bools(&mut r, &[6, 7]));
+    for op in &all[6..] {
+        check(
+            &format!("{op:?} bool"),
+            &dev(&p).binary(*op, &dev(&q)).unwrap(),
+            &p.binary(*op, &q).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn cast_clamp_where_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(3);
+    let dtypes = [DType::F32, DType::F16, DType::BF16, DType::I64, DType::Bool];
+    for from in dtypes {
+        let x = match from {
+            DType::I64 => ints(&mut r, &[5, 7], -100, 100),
+            DType::Bool => bools(&mut r, &[5, 7]),
+            d => uniform(&mut r, &[5, 7], -50.0, 50.0, d),
+        };
+        let gx = dev(&x);
+        for to in dtypes {
+            if to != from {
+                check(
+                    &format!("cast {from}->{to}"),
+                    &gx.cast(to).unwrap(),
+                    &x.cast(to).unwrap(),
+                );
+            }
+        }
+    }
+    for dt in FLOATS {
+        let x = uniform(&mut r, &[9, 11], -2.0, 2.0, dt);
+        check(
+            &format!("clamp {dt}"),
+            &dev(&x).clamp(Some(-0.5), Some(0.75)).unwrap(),
+            &x.clamp(Some(-0.5), Some(0.75)).unwrap(),
+        );
+        check(
+            &format!("clamp max {dt}"),
+            &dev(&x).clamp(None, Some(0.1)).unwrap(),
+            &x.clamp(None, Some(0.1)).unwrap(),
+        );
+    }
+    let i = ints(&mut r, &[31], -10, 10);
+    check(
+        "clamp i64",
+        &dev(&i).clamp(Some(-2.5), Some(3.5)).unwrap(),
+        &i.clamp(Some(-2.5), Some(3.5)).unwrap(),
+    );
+    let c = bools(&mut r, &[4, 1, 6]);
+    let a = uniform(&mut r, &[5, 6], -1.0, 1.0, DType::F32);
+    let b = uniform(&mut r, &[4, 5, 1], -1.0, 1.0, DType::F32);
+    check(
+        "where",
+        &Tensor::where_cond(&dev(&c), &dev(&a), &dev(&b)).unwrap(),
+        &Tensor::where_cond(&c, &a, &b).unwrap(),
+    );
+}
+
+#[test]
+fn reductions_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(4);
+    let ops = [
+        ReduceOp::Sum,
+        ReduceOp::Mean,
+        ReduceOp::Max,
+        ReduceOp::Min,
+        ReduceOp::Prod,
+    ];
+    let dim_sets: [Option<&[isize]>; 4] = [Some(&[1]), Some(&[0, 2]), Some(&[-1]), None];
+    for dt in FLOATS {
+        let x = uniform(&mut r, &[5, 6, 7], 0.5, 1.5, dt)
+            .permute(&[2, 0, 1])
+            .unwrap();
+        let gx = dev(&x);
+        for op in ops {
+            for dims in dim_sets {
+                for keep in [false, true] {
+                    check(
+                        &format!("{op:?} {dims:?} keep={keep} {dt}"),
+                        &gx.reduce(op, dims, keep).unwrap(),
+                        &x.reduce(op, dims, keep).unwrap(),
+                    );
+                }
+            }
+        }
+        check(
+            &format!("argmax {dt}"),
+            &gx.argmax(Some(1), false).unwrap(),
+            &x.argmax(Some(1), false).unwrap(),
+        );
+        check(
+            &format!("argmin {dt}"),
+            &gx.argmin(Some(0), true).unwrap(),
+            &x.argmin(Some(0), true).unwrap(),
+        );
+        check(
+            &format!("argmax all {dt}"),
+            &gx.argmax(None, false).unwrap(),
+            &x.argmax(None, false).unwrap(),
+        );
+    }
+    // A long row (more elements than threads per block) and int64/bool inputs.
+    let long = uniform(&mut r, &[3, 5000], -1.0, 1.0, DType::F32);
+    check(
+        "sum long",
+        &dev(&long).reduce(ReduceOp::Sum, Some(&[1]), false).unwrap(),
+        &long.reduce(ReduceOp::Sum, Some(&[1]), false).unwrap(),
+    );
+    check(
+        "argmax long",
+        &dev(&long).argmax(Some(1), false).unwrap(),
+        &long.argmax(Some(1), false).unwrap(),
+    );
+    let i = ints(&mut r, &[6, 301], -1_000_000, 1_000_000);
+    for op in ops {
+        check(
+            &format!("{op:?} i64"),
+            &dev(&i).reduce(op, Some(&[1]), false).unwrap(),
+            &i.reduce(op, Some(&[1]), false).unwrap(),
+        );
+    }
+    check(
+        "argmin i64",
+        &dev(&i).argmin(Some(1), false).unwrap(),
+        &i.argmin(Some(1), false).unwrap(),
+    );
+    let b = bools(&mut r, &[7, 9]);
+    for op in ops {
+        check(
+            &format!("{op:?} bool"),
+            &dev(&b).reduce(op, Some(&[0]), false).unwrap(),
+            &b.reduce(op, Some(&[0]), false).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn copies_and_indexing_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(5);
+    for dt in [DType::F32, DType::F16, DType::I64] {
+        let mk = |r: &mut ChaCha8Rng, s: &[usize]| match dt {
+            DType::I64 => ints(r, s, -9, 9),
+            d => uniform(r, s, -1.0, 1.0, d),
+        };
+        let a = mk(&mut r, &[3, 5, 7]);
+        let b = mk(&mut r, &[3, 2, 7]);
+        let c = mk(&mut r, &[7, 3, 1]).permute(&[1, 2, 0]).unwrap();
+        check(
+            &format!("concat {dt}"),
+            &Tensor::concat(&[dev(&a), dev(&b), dev(&c)], 1).unwrap(),
+            &Tensor::concat(&[a.clone(), b.clone(), c.clone()], 1).unwrap(),
+        );
+        let t = a.transpose(0, 2).unwrap();
+        check(
+            &format!("contiguous {dt}"),
+            &dev(&t).contiguous().unwrap(),
+            &t.contiguous().unwrap(),
+        );
+        let idx = ints(&mut r, &[3, 4, 7], 0, 5);
+        check(
+            &format!("gather {dt}"),
+            &dev(&a).gather(1, &dev(&idx)).unwrap(),
+            &a.gather(1, &idx).unwrap(),
+        );
+        let sel = ints(&mut r, &[11], 0, 7);
+        check(
+            &format!("index_select {dt}"),
+            &dev(&a).index_select(2, &dev(&sel)).unwrap(),
+            &a.index_select(2, &sel).unwrap(),
+        );
+        // Host index tensors follow the indexed tensor to the device.
+        check(
+            &format!("index_select host index {dt}"),
+            &dev(&a)
+                .index_select(0, &sel.clamp(None, Some(2.0)).unwrap())
+                .unwrap(),
+            &a.index_select(0, &sel.clamp(None, Some(2.0)).unwrap())
+                .unwrap(),
+        );
+    }
+    let table = uniform(&mut r, &[37, 12], -1.0, 1.0, DType::F16);
+    let ids = ints(&mut r, &[2, 5], 0, 37);
+    check(
+        "embedding",
+        &Tensor::embedding(&dev(&table), &dev(&ids)).unwrap(),
+        &Tensor::embedding(&table, &ids).unwrap(),
+    );
+}
+
+#[test]
+fn matmul_matches_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(6);
+    for dt in FLOATS {
+        let a = uniform(&mut r, &[3, 33, 17], -1.0, 1.0, dt);
+        let b = uniform(&mut r, &[3, 17, 29], -1.0, 1.0, dt);
+        check(
+            &format!("bmm {dt}"),
+            &dev(&a).matmul(&dev(&b)).unwrap(),
+            &a.matmul(&b).unwrap(),
+        );
+        // Transposed operand, broadcast batch, a vector, and a strided non-collapsible batch.
+        let bt = uniform(&mut r, &[29, 17], -1.0, 1.0, dt)
+            .transpose(0, 1)
+            .unwrap();
+        check(
+            &format!("matmul bt {dt}"),
+            &dev(&a).matmul(&dev(&bt)).unwrap(),
+            &a.matmul(&bt).unwrap(),
+        );
+        let at = uniform(&mut r, &[3, 17, 33], -1.0, 1.0, dt)
+            .transpose(1, 2)
+            .unwrap();
+        check(
+            &format!("matmul at {dt}"),
+            &dev(&at).matmul(&dev(&b)).unwrap(),
+            &at.matmul(&b).unwrap(),
+        );
+        let v = uniform(&mut r, &[17], -1.0, 1.0, dt);
+        check(
+            &format!("matvec {dt}"),
+            &dev(&a).matmul(&dev(&v)).unwrap(),
+            &a.matmul(&v).unwrap(),
+        );
+        let p = uniform(&mut r, &[2, 3, 33, 17], -1.0, 1.0, dt)
+            .permute(&[1, 0, 2, 3])
+            .unwrap();
+        let q = uniform(&mut r, &[17, 5], -1.0, 1.0, dt);
+        check(
+            &format!("matmul permuted batch {dt}"),
+            &dev(&p).matmul(&dev(&q)).unwrap(),
+            &p.matmul(&q).unwrap(),
+        );
+    }
+    let a = uniform(&mut r, &[257, 129], -1.0, 1.0, DType::F32);
+    let b = uniform(&mut r, &[129, 131], -1.0, 1.0, DType::F32);
+    check(
+        "matmul f32 large",
+        &dev(&a).matmul(&dev(&b)).unwrap(),
+        &a.matmul(&b).unwrap(),
+    );
+    let e = Tensor::einsum("ij,kj->ik", &[&dev(&a), &dev(&a.narrow(0, 0, 5).unwrap())]).unwrap();
+    check(
+        "einsum",
+        &e,
+        &Tensor::einsum("ij,kj->ik", &[&a, &a.narrow(0, 0, 5).unwrap()]).unwrap(),
+    );
+}
+
+#[test]
+fn neural_ops_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(7);
+    for dt in FLOATS {
+        let x = uniform(&mut r, &[3, 7, 65], -3.0, 3.0, dt);
+        let gx = dev(&x);
+        for dim in [-1isize, 1, 0] {
+            check(
+                &format!("softmax {dim} {dt}"),
+                &gx.softmax(dim).unwrap(),
+                &x.softmax(dim).unwrap(),
+            );
+            check(
+                &format!("log_softmax {dim} {dt}"),
+                &gx.log_softmax(dim).unwrap(),
+                &x.log_softmax(dim).unwrap(),
+            );
+        }
+        let w = uniform(&mut r, &[65], 0.5, 1.5, dt);
+        let bias = uniform(&mut r, &[65], -0.5, 0.5, DType::F32);
+        check(
+            &format!("rms_norm {dt}"),
+            &gx.rms_norm(&dev(&w), 1e-5).unwrap(),
+            &x.rms_norm(&w, 1e-5).unwrap(),
+        );
+        check(
+            &format!("layer_norm {dt}"),
+            &gx.layer_norm(Some(&dev(&w)), Some(&dev(&bias.cast(dt).unwrap())), 1e-5)
+                .unwrap(),
+            &x.layer_norm(Some(&w), Some(&bias.cast(dt).unwrap()), 1e-5)
+                .unwrap(),
+        );
+        check(
+            &format!("layer_norm bare {dt}"),
+            &gx.layer_norm(None, None, 1e-5).unwrap(),
+            &x.layer_norm(None, None, 1e-5).unwrap(),
+        );
+        // [batch, heads, seq, head_dim] and one position.
+        let q = uniform(&mut r, &[2, 4, 5, 16], -1.0, 1.0, dt);
+        check(
+            &format!("rope {dt}"),
+            &dev(&q).rope(7, 10000.0).unwrap(),
+            &q.rope(7, 10000.0).unwrap(),
+        );
+        check(
+            &format!("rope_neox {dt}"),
+            &dev(&q).rope_neox(3, 500000.0).unwrap(),
+            &q.rope_neox(3, 500000.0).unwrap(),
+        );
+        let qt = q.transpose(1, 2).unwrap();
+        check(
+            &format!("rope strided {dt}"),
+            &dev(&qt).rope(11, 10000.0).unwrap(),
+            &qt.rope(11, 10000.0).unwrap(),
+        );
+        let a = uniform(&mut r, &[9, 23], -3.0, 3.0, dt);
+        let b = uniform(&mut r, &[23], -3.0, 3.0, dt);
+        check(
+            &format!("silu_mul {dt}"),
+            &Tensor::silu_mul(&dev(&a), &dev(&b)).unwrap(),
+            &Tensor::silu_mul(&a, &b).unwrap(),
+        );
+    }
+}
+
+#[test]
+fn attention_matches_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(8);
+    for dt in FLOATS {
+        // Grouped heads (8 query heads over 2 kv heads), odd lengths, causal float mask.
+        let q = uniform(&mut r, &[2, 8, 5, 32], -1.0, 1.0, dt);
+        let k = uniform(&mut r, &[2, 2, 13, 32], -1.0, 1.0, dt);
+        let v = uniform(&mut r, &[2, 2, 13, 24], -1.0, 1.0, dt);
+        let mask = Tensor::causal_mask(5, 8, DType::F32).unwrap();
+        let (gq, gk, gv) = (dev(&q), dev(&k), dev(&v));
+        check(
+            &format!("attention {dt}"),
+            &Tensor::attention(&gq, &gk, &gv, None).unwrap(),
+            &Tensor::attention(&q, &k, &v, None).unwrap(),
+        );
+        check(
+            &format!("attention masked {dt}"),
+            &Tensor::attention(&gq, &gk, &gv, Some(&dev(&mask))).unwrap(),
+            &Tensor::attention(&q, &k, &v, Some(&mask)).unwrap(),
+        );
+        let keep = bools(&mut r, &[5, 13]);
+        check(
+            &format!("attention bool mask {dt}"),
+            &Tensor::attention(&gq, &gk, &gv, Some(&dev(&keep))).unwrap(),
+            &Tensor::attention(&q, &k, &v, Some(&keep)).unwrap(),
+        );
+        // A transposed q ([batch, seq, heads, d] viewed as [batch, heads, seq, d]).
+        let qt = uniform(&mut r, &[2, 5, 8, 32], -1.0, 1.0, dt)
+            .transpose(1, 2)
+            .unwrap();
+        check(
+            &format!("attention strided q {dt}"),
+            &Tensor::attention(&dev(&qt), &gk, &gv, None).unwrap(),
+            &Tensor::attention(&qt, &k, &v, None).unwrap(),
+        );
+    }
+}
