@@ -122,7 +122,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor>;
 
     /// `x @ w^T + b` for float `x` [.., in], `w` [out, in] (float or quantized) and float
-    /// `b` [out], arguments checked by `Tensor::linear`. The default goes through `matmul`
+    /// `b` `[out]`, arguments checked by `Tensor::linear`. The default goes through `matmul`
     /// for float weights and refuses quantized ones; backends with packed kernels override it.
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         if w.dtype().is_quantized() {

@@ -1,6 +1,11 @@
 //! `tl-tensor` owns the tensor runtime: [`Tensor`] (shape, strides, dtype, storage handle),
 //! the dtypes, the [`Backend`] trait every device implements, and the CPU backend, which is
 //! the reference for all others. It knows nothing of the language.
+//!
+//! Host storage is a [`HostBuf`]: an owned vector or a zero-copy view of shared bytes (a
+//! memory-mapped model file), copied on first write. The GGUF block formats live in
+//! [`quant`] (dequantize, quantize, packed mat-vec kernels); tensors of a quantized dtype
+//! (`q4_0`, ...) stay packed and are read directly by `linear`, `embedding` and casts.
 
 pub mod backend;
 pub mod cpu;

@@ -124,7 +124,7 @@ impl Tensor {
         Ok(out.with_layout(Layout::contiguous(&shape)))
     }
 
-    /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape [out]. `self` is a float
+    /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape `[out]`. `self` is a float
     /// tensor [.., in]; `w` is float or quantized (read in place, never expanded whole); `b`
     /// is float. The result has `self`'s leading dims and the promoted float dtype (`self`'s
     /// dtype for a quantized `w`).

@@ -190,62 +190,105 @@ unsafe fn dot_u8_i8(a: __m256i, b: __m256i) -> __m256 {
     }
 }
 
-/// Dot of one Q8_0 row with quantized `x` (the row holds `x.d.len()` blocks).
+/// Scaled products of Q8_0 block `b` (at `blk`) with block `b` of `x`.
+#[inline(always)]
+unsafe fn q8_0_block(blk: *const u8, x: &Q8Blocks, b: usize) -> (__m256, __m256) {
+    unsafe {
+        let qw = _mm256_loadu_si256(blk.add(2).cast());
+        let qx = _mm256_loadu_si256(x.q.as_ptr().add(32 * b).cast());
+        // Signed times signed through the unsigned-signed multiply: |w| * (x * sign(w)).
+        let p = dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        (_mm256_set1_ps(f16_at(blk) * *x.d.get_unchecked(b)), p)
+    }
+}
+
+/// Dot of one Q8_0 row with quantized `x` (the row holds `x.d.len()` blocks). Two blocks
+/// per step into two accumulators, so the FMA latency chains overlap.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q8_0(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
         let nb = x.d.len().min(row.len() / 34);
-        let (rp, xq) = (row.as_ptr(), x.q.as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 2];
-        for b in 0..nb {
-            let blk = rp.add(34 * b);
-            let qw = _mm256_loadu_si256(blk.add(2).cast());
-            let qx = _mm256_loadu_si256(xq.add(32 * b).cast());
-            // Signed times signed through the unsigned-signed multiply: |w| * (x * sign(w)).
-            let p = dot_u8_i8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
-            let scale = _mm256_set1_ps(f16_at(blk) * *x.d.get_unchecked(b));
-            acc[b & 1] = _mm256_fmadd_ps(scale, p, acc[b & 1]);
+        let rp = row.as_ptr();
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut b = 0;
+        while b + 2 <= nb {
+            let (s0, p0) = q8_0_block(rp.add(34 * b), x, b);
+            let (s1, p1) = q8_0_block(rp.add(34 * (b + 1)), x, b + 1);
+            acc0 = _mm256_fmadd_ps(s0, p0, acc0);
+            acc1 = _mm256_fmadd_ps(s1, p1, acc1);
+            b += 2;
         }
-        hsum(_mm256_add_ps(acc[0], acc[1]))
+        if b < nb {
+            let (s0, p0) = q8_0_block(rp.add(34 * b), x, b);
+            acc0 = _mm256_fmadd_ps(s0, p0, acc0);
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
     }
 }
 
-/// Dot of one Q4_0 (`offset_min` false) or Q4_1 (true) row with quantized `x`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4(row: &[u8], x: &Q8Blocks, q4_1: bool) -> f32 {
+/// Scale, integer products and offset term of Q4_0 / Q4_1 block `b` (at `blk`) with block `b`
+/// of `x`. Q4_0: w = d (q - 8), so sum w x = d sum(q x) - 8 d sum(x); Q4_1: w = d q + m.
+#[inline(always)]
+unsafe fn q4_block<const Q4_1: bool>(
+    blk: *const u8,
+    x: &Q8Blocks,
+    b: usize,
+) -> (__m256, __m256, f32) {
     unsafe {
-        let bb = if q4_1 { 20 } else { 18 };
-        let qs_at = if q4_1 { 4 } else { 2 };
+        let qs_at = if Q4_1 { 4 } else { 2 };
+        let raw = _mm_loadu_si128(blk.add(qs_at).cast());
+        // Low nibbles are values 0..16, high nibbles values 16..32.
+        let q = _mm256_and_si256(
+            _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw),
+            _mm256_set1_epi8(0x0F),
+        );
+        let p = dot_u8_i8(q, _mm256_loadu_si256(x.q.as_ptr().add(32 * b).cast()));
+        let d = f16_at(blk);
+        let m = if Q4_1 { f16_at(blk.add(2)) } else { -8.0 * d };
+        (
+            _mm256_set1_ps(d * *x.d.get_unchecked(b)),
+            p,
+            m * *x.sum.get_unchecked(b),
+        )
+    }
+}
+
+/// Dot of one Q4_0 (`Q4_1` false) or Q4_1 row with quantized `x`, two blocks per step.
+#[inline(always)]
+unsafe fn dot_q4<const Q4_1: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
+    unsafe {
+        let bb = if Q4_1 { 20 } else { 18 };
         let nb = x.d.len().min(row.len() / bb);
-        let (rp, xq) = (row.as_ptr(), x.q.as_ptr());
-        let low = _mm256_set1_epi8(0x0F);
-        let mut acc = [_mm256_setzero_ps(); 2];
-        // Q4_0: w = d (q - 8), so sum w x = d (sum q x) - 8 d sum x; Q4_1: w = d q + m.
-        let mut offset = 0f32;
-        for b in 0..nb {
-            let blk = rp.add(bb * b);
-            let raw = _mm_loadu_si128(blk.add(qs_at).cast());
-            // Low nibbles are values 0..16, high nibbles values 16..32.
-            let q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);
-            let p = dot_u8_i8(q, _mm256_loadu_si256(xq.add(32 * b).cast()));
-            let d = f16_at(blk);
-            let scale = _mm256_set1_ps(d * *x.d.get_unchecked(b));
-            acc[b & 1] = _mm256_fmadd_ps(scale, p, acc[b & 1]);
-            let m = if q4_1 { f16_at(blk.add(2)) } else { -8.0 * d };
-            offset += m * *x.sum.get_unchecked(b);
+        let rp = row.as_ptr();
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut off0, mut off1) = (0f32, 0f32);
+        let mut b = 0;
+        while b + 2 <= nb {
+            let (s0, p0, o0) = q4_block::<Q4_1>(rp.add(bb * b), x, b);
+            let (s1, p1, o1) = q4_block::<Q4_1>(rp.add(bb * (b + 1)), x, b + 1);
+            acc0 = _mm256_fmadd_ps(s0, p0, acc0);
+            acc1 = _mm256_fmadd_ps(s1, p1, acc1);
+            off0 += o0;
+            off1 += o1;
+            b += 2;
         }
-        hsum(_mm256_add_ps(acc[0], acc[1])) + offset
+        if b < nb {
+            let (s0, p0, o0) = q4_block::<Q4_1>(rp.add(bb * b), x, b);
+            acc0 = _mm256_fmadd_ps(s0, p0, acc0);
+            off0 += o0;
+        }
+        hsum(_mm256_add_ps(acc0, acc1)) + off0 + off1
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_0(row: &[u8], x: &Q8Blocks) -> f32 {
-    unsafe { dot_q4(row, x, false) }
+    unsafe { dot_q4::<false>(row, x) }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_1(row: &[u8], x: &Q8Blocks) -> f32 {
-    unsafe { dot_q4(row, x, true) }
+    unsafe { dot_q4::<true>(row, x) }
 }
 
 /// Dot of one K-quant row (Q4_K, Q5_K, Q6_K) with f32 `x`: each 256-value block is expanded
