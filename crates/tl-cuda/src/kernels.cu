@@ -40,6 +40,8 @@ struct Lay {
 
 __device__ __forceinline__ i64 loc(const Lay& l, i64 i) {
     if (l.contig) return l.offset + i;
+    // One dim (broadcast scalars, strided rows after merging): no 64-bit division needed.
+    if (l.rank <= 1) return l.offset + (l.rank == 1 ? i * l.strides[0] : 0);
     i64 off = l.offset;
     for (int d = l.rank - 1; d >= 0; --d) {
         i64 s = l.shape[d];

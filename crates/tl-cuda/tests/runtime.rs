@@ -153,6 +153,19 @@ fn device_errors_surface_at_the_next_read() {
     let q = a.binary(BinaryOp::Div, &b).unwrap();
     let e = q.synchronize_for_read().unwrap_err();
     assert!(e.0.contains("division by zero"), "{e}");
+    // The fallible readers return the error, printing shows it: no panic.
+    let again = a.binary(BinaryOp::Rem, &b).unwrap();
+    let e = again
+        .reduce(ReduceOp::Sum, None, false)
+        .unwrap()
+        .to_scalar_f64()
+        .unwrap_err();
+    assert!(e.0.contains("division by zero"), "{e}");
+    let shown = format!("{}", a.binary(BinaryOp::Div, &b).unwrap());
+    assert!(
+        shown.contains("unreadable") && shown.contains("division by zero"),
+        "{shown}"
+    );
     let table = random(9, &[4, 3]).to_device(GPU).unwrap();
     let ids = Tensor::from_i64(vec![1, 4], &[2])
         .unwrap()

@@ -176,12 +176,17 @@ impl fmt::Display for Tensor {
             return write!(f, "{PREFIX}[]{size}{suffix})");
         }
         let summarize = self.numel() > SUMMARY_THRESHOLD;
-        // One read of the data (a device wait on a GPU); ints stay exact.
+        // One read of the data (a device wait on a GPU); ints stay exact. A device that reports
+        // an error (an earlier op failed there) is shown, not a panic.
+        let host = match self.synchronize_for_read() {
+            Ok(h) => h,
+            Err(e) => return write!(f, "{PREFIX}<unreadable: {e}>)"),
+        };
         let (floats, ints) = if dtype == DType::I64 {
-            let ints = self.to_vec_i64();
+            let ints = host.to_vec_i64();
             (ints.iter().map(|&i| i as f64).collect(), ints)
         } else {
-            (self.to_vec_f64(), Vec::new())
+            (host.to_vec_f64(), Vec::new())
         };
         let mut shown = Vec::new();
         shown_flat(shape, summarize, 0, 0, &mut shown);

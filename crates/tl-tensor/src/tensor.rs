@@ -291,6 +291,8 @@ impl Tensor {
                 shape_str(self.shape())
             );
         }
-        Ok(self.to_vec_f64()[0])
+        // Through the fallible read: a device error becomes this call's error.
+        let host = self.synchronize_for_read()?;
+        Ok(host.to_vec_f64()[0])
     }
 }
