@@ -4,6 +4,7 @@
 //! 2 a usage error (reported by clap), 130 a run stopped with Ctrl-C.
 
 mod chat;
+mod download;
 mod help;
 mod interrupt;
 mod repl;
@@ -85,10 +86,12 @@ Each answer ends with its prefill and decode speed.
 Examples:
   tl chat
   tl chat ~/models/tinyllama-1.1b-chat-v1.0.Q4_0.gguf
+  tl chat hf:TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/tinyllama-1.1b-chat-v1.0.Q4_0.gguf
   tl chat --prompt \"What is the capital of France?\" --temperature 0
   tl chat model.gguf --system \"You are a pirate.\" --top-p 0.95")]
     Chat {
-        /// A GGUF file, a .safetensors file, or a directory with model.safetensors and config.json
+        /// A GGUF file, a .safetensors file, a directory with model.safetensors and config.json,
+        /// or hf:OWNER/REPO/FILE.gguf (downloaded once from the Hugging Face hub into the cache)
         model: Option<PathBuf>,
         /// Where tensors live and ops run
         #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
@@ -203,6 +206,15 @@ fn main() -> ExitCode {
                 }
             };
             let model = match model {
+                Some(m) if m.to_string_lossy().starts_with(download::HUB_PREFIX) => {
+                    match download::hub_model(&m.to_string_lossy()) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
                 Some(m) => m,
                 None => match chat::default_model() {
                     Ok(m) => m,

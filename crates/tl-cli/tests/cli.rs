@@ -437,3 +437,101 @@ fn chat_install_refuses_a_file_with_the_wrong_checksum() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Serves `body` at `path` (404 elsewhere) on a local port for `requests` requests; returns
+/// the base URL and the paths asked for.
+fn serve_file(
+    path: &'static str,
+    body: Vec<u8>,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut asked = Vec::new();
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.expect("accept");
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let asked_path = request_line.split(' ').nth(1).unwrap_or("").to_string();
+            if asked_path == path {
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+                stream.write_all(&body).unwrap();
+            } else {
+                stream
+                    .write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .unwrap();
+            }
+            asked.push(asked_path);
+        }
+        asked
+    });
+    (url, handle)
+}
+
+/// `tl chat hf:OWNER/REPO/FILE` downloads the file once from `$HF_ENDPOINT` into the cache
+/// and chats with it; a missing file is a clear error that leaves nothing behind.
+#[test]
+fn chat_downloads_a_hub_model_from_a_local_server() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny_llama/tiny-f32.gguf");
+    let body = std::fs::read(&fixture).expect("fixture");
+    let (url, server) = serve_file("/test/tiny/resolve/main/tiny-f32.gguf", body.clone(), 2);
+    let cache = std::env::temp_dir().join(format!("tl-chat-hub-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = |spec: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tl"))
+            .args([
+                "chat",
+                spec,
+                "--temperature",
+                "0",
+                "--max-tokens",
+                "4",
+                "--no-stats",
+            ])
+            .args(["--prompt", "Once upon a time"])
+            .env("TL_CACHE_DIR", &cache)
+            .env("HF_ENDPOINT", &url)
+            .output()
+            .expect("run tl chat")
+    };
+    let ok = run("hf:test/tiny/tiny-f32.gguf");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let saved = cache.join("models/hf/test/tiny/tiny-f32.gguf");
+    assert_eq!(std::fs::read(&saved).expect("saved model"), body);
+    let missing = run("hf:test/tiny/absent.gguf");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot download"), "{stderr}");
+    assert!(!cache.join("models/hf/test/tiny/absent.gguf").exists());
+    assert!(!cache.join("models/hf/test/tiny/absent.part").exists());
+    let asked = server.join().unwrap();
+    assert_eq!(
+        asked,
+        [
+            "/test/tiny/resolve/main/tiny-f32.gguf",
+            "/test/tiny/resolve/main/absent.gguf"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
