@@ -369,7 +369,17 @@ pub fn read_hf_config(path: &Path) -> Result<Vec<(String, MetaValue)>> {
     push_u32("rope.dimension_count", head_dim);
     out.push((
         format!("{arch}.rope.freq_base"),
-        MetaValue::F32(float("rope_theta")?.unwrap_or(10000.0)),
+        // transformers 5 writes it under `rope_parameters`, earlier versions at the top.
+        MetaValue::F32(
+            float("rope_theta")?
+                .or_else(|| {
+                    json.get("rope_parameters")
+                        .and_then(|p| p.get("rope_theta"))
+                        .and_then(Value::as_f64)
+                        .map(|x| x as f32)
+                })
+                .unwrap_or(10000.0),
+        ),
     ));
     if let Some(eps) = float("rms_norm_eps")? {
         out.push((

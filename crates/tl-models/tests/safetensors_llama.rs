@@ -267,3 +267,28 @@ fn q_and_k_rows_permuted_for_adjacent_pair_rope() {
         }
     }
 }
+
+/// transformers 5 writes RoPE's base under `rope_parameters`; earlier versions at the top.
+#[test]
+fn rope_theta_is_read_from_rope_parameters_too() {
+    let dir = std::env::temp_dir().join(format!("tl-rope-theta-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.json");
+    for (json, want) in [
+        (
+            r#"{"hidden_size": 64, "rope_parameters": {"rope_theta": 500000.0}}"#,
+            500000.0,
+        ),
+        (r#"{"hidden_size": 64, "rope_theta": 250000.0}"#, 250000.0),
+        (r#"{"hidden_size": 64}"#, 10000.0),
+    ] {
+        std::fs::write(&path, json).unwrap();
+        let meta = tl_models::safetensors::read_hf_config(&path).unwrap();
+        let theta = meta
+            .iter()
+            .find(|(k, _)| k.ends_with("rope.freq_base"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(theta, Some(MetaValue::F32(want)), "{json}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
