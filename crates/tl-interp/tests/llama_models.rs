@@ -71,6 +71,25 @@ fn eval(it: &mut Interpreter, src: &str) -> Option<Value> {
     }
 }
 
+/// An interpreter holding the model at `path` as `m`, and the logits chat.tl's forward pass
+/// gives for `ids` at positions 0.. (every row, or only the last with `last_only`).
+fn prompt_logits(path: &Path, ids: &[i64], last_only: bool) -> (Interpreter, Vec<f64>) {
+    let mut it = interpreter();
+    eval(
+        &mut it,
+        &format!("let m = load_model(\"{}\")", path.display()),
+    );
+    eval(
+        &mut it,
+        &format!("let cache = llama_cache(m, {})", ids.len()),
+    );
+    let got = tensor(eval(
+        &mut it,
+        &format!("llama_forward(m, cache, {}, 0, {last_only})", list_src(ids)),
+    ));
+    (it, got)
+}
+
 fn tensor(v: Option<Value>) -> Vec<f64> {
     match v {
         Some(Value::Tensor(t)) => t.to_vec_f64(),
@@ -117,19 +136,7 @@ fn check_tiny(file: &str, variant: &str, tol: f64, check_greedy: bool) {
         .iter()
         .flat_map(floats)
         .collect();
-    let mut it = interpreter();
-    eval(
-        &mut it,
-        &format!("let m = load_model(\"{}\")", dir.join(file).display()),
-    );
-    eval(
-        &mut it,
-        &format!("let cache = llama_cache(m, {})", ids.len()),
-    );
-    let got = tensor(eval(
-        &mut it,
-        &format!("llama_forward(m, cache, {}, 0, false)", list_src(&ids)),
-    ));
+    let (mut it, got) = prompt_logits(&dir.join(file), &ids, false);
     let err = rel_err(&got, &want);
     eprintln!("{file}: logits relative error {err:.2e} (tolerance {tol:.0e})");
     assert!(err < tol, "{file}: logits relative error {err} >= {tol}");
@@ -191,19 +198,7 @@ fn stories260k_continues_like_the_numpy_reference() {
         }
     };
     let ids = ints(&reference["prompt_ids"]);
-    let mut it = interpreter();
-    eval(
-        &mut it,
-        &format!("let m = load_model(\"{}\")", model.display()),
-    );
-    eval(
-        &mut it,
-        &format!("let cache = llama_cache(m, {})", ids.len()),
-    );
-    let got = tensor(eval(
-        &mut it,
-        &format!("llama_forward(m, cache, {}, 0, true)", list_src(&ids)),
-    ));
+    let (mut it, got) = prompt_logits(&model, &ids, true);
     let want = floats(&reference["last_logits"]);
     let err = rel_err(&got, &want);
     assert!(err < 1e-4, "stories260K last logits: relative error {err}");
@@ -241,19 +236,7 @@ fn smollm2_logits_and_answer_match_the_numpy_reference() {
     };
     let reference = read_json(&repo().join("tests/fixtures/reference/smollm2.json"));
     let ids = ints(&reference["prompt_ids"]);
-    let mut it = interpreter();
-    eval(
-        &mut it,
-        &format!("let m = load_model(\"{}\")", model.display()),
-    );
-    eval(
-        &mut it,
-        &format!("let cache = llama_cache(m, {})", ids.len() + 1),
-    );
-    let got = tensor(eval(
-        &mut it,
-        &format!("llama_forward(m, cache, {}, 0, true)", list_src(&ids)),
-    ));
+    let (_, got) = prompt_logits(&model, &ids, true);
     // The decode-path matrix products round activations to 8-bit blocks, as llama.cpp does
     // (about 1% relative error on these logits; llama.cpp itself is 0.76 off on the top 20).
     // Every 97th logit and the top 20 against the float64 reference on the same weights:

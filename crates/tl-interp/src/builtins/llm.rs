@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::interp::Interpreter;
 use crate::objects::kv_cache::KvCache;
 use crate::objects::model::{ModelData, ModelObject, meta_to_value};
-use crate::value::{Object, Value};
+use crate::value::Value;
 
 pub static BUILTINS: &[Builtin] = &[
     Builtin {
@@ -197,20 +197,8 @@ fn load_model(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
 }
 
 fn model_arg(args: &CallArgs, i: usize) -> Result<Rc<ModelData>> {
-    match args.get(i) {
-        Some(Value::Object(o)) => match o.as_any().downcast_ref::<ModelObject>() {
-            Some(m) => Ok(m.data.clone()),
-            None => Err(args.arg_error(
-                i,
-                format!("argument {} must be a model, got {}", i + 1, o.type_name()),
-            )),
-        },
-        Some(v) => Err(args.arg_error(
-            i,
-            format!("argument {} must be a model, got {}", i + 1, v.type_name()),
-        )),
-        None => Err(args.error(format!("missing argument {}", i + 1))),
-    }
+    args.object::<ModelObject>(i, "a model")
+        .map(|m| m.data.clone())
 }
 
 fn get_tensor(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
@@ -292,26 +280,13 @@ fn kv_new_f16(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     kv_new(args, DType::F16)
 }
 
-/// The cache that is argument `i` (the receiver of a method is argument 0).
-fn cache_arg(args: &CallArgs, i: usize) -> Result<Rc<dyn Object>> {
-    match args.get(i) {
-        Some(Value::Object(o)) if o.as_any().is::<KvCache>() => Ok(o.clone()),
-        Some(v) => Err(args.arg_error(i, format!("expected a KVCache, got {}", v.type_name()))),
-        None => Err(args.error("missing the KV cache")),
-    }
-}
-
+/// Runs `f` on the cache that is argument `i` (the receiver of a method is argument 0).
 fn with_cache<T>(
     args: &CallArgs,
     i: usize,
     f: impl FnOnce(&KvCache) -> std::result::Result<T, String>,
 ) -> Result<T> {
-    let o = cache_arg(args, i)?;
-    let cache = o
-        .as_any()
-        .downcast_ref::<KvCache>()
-        .ok_or_else(|| args.error("expected a KVCache"))?;
-    f(cache).map_err(|m| args.error(m))
+    f(args.object::<KvCache>(i, "a KVCache")?).map_err(|m| args.error(m))
 }
 
 fn opt_position(args: &CallArgs, i: usize, name: &str) -> Result<Option<usize>> {

@@ -176,6 +176,19 @@ impl CallArgs {
         crate::convert::to_tensor(v).ok_or_else(|| self.kind_error(i, "a tensor", v))
     }
 
+    /// Argument `i` as a host object of type `T`; `what` names the type in the message
+    /// (`"a model"`).
+    pub fn object<T: crate::value::Object>(&self, i: usize, what: &str) -> Result<&T> {
+        let v = self.required(i)?;
+        match v {
+            Value::Object(o) => o
+                .as_any()
+                .downcast_ref::<T>()
+                .ok_or_else(|| self.kind_error(i, what, v)),
+            _ => Err(self.kind_error(i, what, v)),
+        }
+    }
+
     pub fn int(&self, i: usize) -> Result<i64> {
         let v = self.required(i)?;
         crate::convert::to_int(v).ok_or_else(|| self.kind_error(i, "an int", v))

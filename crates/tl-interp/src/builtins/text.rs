@@ -126,32 +126,16 @@ fn load_tokenizer(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
 }
 
 fn tokenizer_arg(args: &CallArgs, i: usize) -> Result<Tokenizer> {
-    match args.get(i) {
-        Some(Value::Object(o)) => match o.as_any().downcast_ref::<TokenizerObject>() {
-            Some(t) => Ok(t.tokenizer.clone()),
-            None => Err(args.arg_error(
-                i,
-                format!(
-                    "argument {} must be a tokenizer, got {}",
-                    i + 1,
-                    o.type_name()
-                ),
-            )),
-        },
-        Some(v) => Err(args.arg_error(
-            i,
-            format!(
-                "argument {} must be a tokenizer, got {}",
-                i + 1,
-                v.type_name()
-            ),
-        )),
-        None => Err(args.error(format!("missing argument {}", i + 1))),
-    }
+    args.object::<TokenizerObject>(i, "a tokenizer")
+        .map(|t| t.tokenizer.clone())
 }
 
 fn token_id(args: &CallArgs, i: usize, tok: &Tokenizer) -> Result<u32> {
-    let id = args.int(i)?;
+    in_vocabulary(args, i, tok, args.int(i)?)
+}
+
+/// `id` (from argument `i`) as a vocabulary index, or an error naming the vocabulary size.
+fn in_vocabulary(args: &CallArgs, i: usize, tok: &Tokenizer, id: i64) -> Result<u32> {
     if id < 0 || id as usize >= tok.vocab_size() {
         return Err(args.arg_error(
             i,
@@ -190,19 +174,7 @@ fn id_list(args: &CallArgs, i: usize, tok: &Tokenizer) -> Result<Vec<u32>> {
         _ => args.int_list(i)?,
     };
     raw.into_iter()
-        .map(|id| {
-            if id < 0 || id as usize >= tok.vocab_size() {
-                Err(args.arg_error(
-                    i,
-                    format!(
-                        "token id {id} is outside the vocabulary of {} tokens",
-                        tok.vocab_size()
-                    ),
-                ))
-            } else {
-                Ok(id as u32)
-            }
-        })
+        .map(|id| in_vocabulary(args, i, tok, id))
         .collect()
 }
 
@@ -305,13 +277,7 @@ fn token_stream(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
 }
 
 fn stream_arg(args: &CallArgs) -> Result<&TokenStreamObject> {
-    match args.get(0) {
-        Some(Value::Object(o)) => o
-            .as_any()
-            .downcast_ref::<TokenStreamObject>()
-            .ok_or_else(|| args.error("expected a TokenStream")),
-        _ => Err(args.error("expected a TokenStream")),
-    }
+    args.object::<TokenStreamObject>(0, "a TokenStream")
 }
 
 fn stream_push(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {

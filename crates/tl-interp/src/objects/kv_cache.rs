@@ -19,6 +19,19 @@ struct Layer {
     len: usize,
 }
 
+impl Layer {
+    /// An empty layer with room for `rows` rows of `row_shape`.
+    fn zeros(rows: usize, row_shape: &[usize], dtype: DType) -> Layer {
+        let mut shape = vec![rows];
+        shape.extend(row_shape);
+        Layer {
+            keys: Tensor::zeros(&shape, dtype),
+            values: Tensor::zeros(&shape, dtype),
+            len: 0,
+        }
+    }
+}
+
 pub struct KvCache {
     layers: RefCell<Vec<Option<Layer>>>,
     /// Rows allocated per layer; `None` until the first append for lazily sized caches.
@@ -38,16 +51,8 @@ impl KvCache {
         row_shape: Vec<usize>,
         dtype: DType,
     ) -> KvCache {
-        let mut shape = vec![max_len];
-        shape.extend(&row_shape);
         let all = (0..layers)
-            .map(|_| {
-                Some(Layer {
-                    keys: Tensor::zeros(&shape, dtype),
-                    values: Tensor::zeros(&shape, dtype),
-                    len: 0,
-                })
-            })
+            .map(|_| Some(Layer::zeros(max_len, &row_shape, dtype)))
             .collect();
         KvCache {
             layers: RefCell::new(all),
@@ -138,11 +143,8 @@ impl KvCache {
                 None => *rs = Some(row.clone()),
             }
         }
-        let pos = match pos {
-            Some(p) => p,
-            None => self.len(layer)?,
-        };
         let filled = self.len(layer)?;
+        let pos = pos.unwrap_or(filled);
         if pos > filled {
             return Err(format!(
                 "position {pos} leaves a gap: layer {l} holds {filled} positions, so the next is {filled}"
@@ -159,15 +161,8 @@ impl KvCache {
             self.grow(end.max(2 * self.capacity()))?;
         }
         let mut layers = self.layers.borrow_mut();
-        let layer_state = layers[l].get_or_insert_with(|| {
-            let mut shape = vec![*self.capacity.borrow()];
-            shape.extend(&row);
-            Layer {
-                keys: Tensor::zeros(&shape, self.dtype),
-                values: Tensor::zeros(&shape, self.dtype),
-                len: 0,
-            }
-        });
+        let layer_state =
+            layers[l].get_or_insert_with(|| Layer::zeros(self.capacity(), &row, self.dtype));
         let k = k.cast(self.dtype).map_err(|e| e.to_string())?;
         let v = v.cast(self.dtype).map_err(|e| e.to_string())?;
         write_rows(&mut layer_state.keys, pos, &k)?;
