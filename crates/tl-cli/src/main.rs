@@ -215,6 +215,13 @@ fn main() -> ExitCode {
                         }
                     }
                 }
+                Some(m) if !m.exists() => {
+                    eprintln!(
+                        "error: no model at {} (give a GGUF file, a .safetensors file or a folder with config.json, or hf:OWNER/REPO/FILE)",
+                        m.display()
+                    );
+                    return ExitCode::from(1);
+                }
                 Some(m) => m,
                 None => match chat::default_model() {
                     Ok(m) => m,

@@ -535,3 +535,18 @@ fn chat_downloads_a_hub_model_from_a_local_server() {
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// A model path that does not exist is named at once, before the chat program starts.
+#[test]
+fn chat_with_a_missing_model_names_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args(["chat", "/nonexistent/model.gguf", "--prompt", "hi"])
+        .output()
+        .expect("run tl chat");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no model at /nonexistent/model.gguf"),
+        "{stderr}"
+    );
+}
