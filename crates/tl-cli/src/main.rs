@@ -51,7 +51,13 @@ Examples:
   tl run prog.tl --stats
   tl run prog.tl -- first second     # args() returns [\"first\", \"second\"]
   tl run prog.tl --test              # run `test NAME { }` blocks instead of main
-  tl run prog.tl --bench             # run `bench NAME { }` blocks, timing each")]
+  tl run prog.tl --bench             # run `bench NAME { }` blocks, timing each
+  tl run prog.tl --device cuda --stats
+
+Environment:
+  TL_COMPUTE_PER_BUFFER=N   CUDA launches grouped per submission (as --compute-per-buffer)
+  TL_CUDA_PROFILE=1         CUDA: time every kernel with events and print the device time
+                            per kernel at exit (launches are then submitted one by one)")]
     Run {
         /// The program to run (a `.tl` file)
         file: PathBuf,
@@ -61,6 +67,11 @@ Examples:
         /// Print runtime counters (syncs, ops, allocations) to stderr at exit
         #[arg(long)]
         stats: bool,
+        /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
+        /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 1024
+        #[arg(long, value_name = "N")]
+        compute_per_buffer: Option<usize>,
         /// Run the program's `test NAME { }` blocks and report each
         #[arg(long, conflicts_with = "bench")]
         test: bool,
@@ -129,6 +140,11 @@ Examples:
         /// Print runtime counters (ops, allocations, host reads) to stderr at exit
         #[arg(long)]
         stats: bool,
+        /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
+        /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 1024
+        #[arg(long, value_name = "N")]
+        compute_per_buffer: Option<usize>,
     },
     /// Parse a program and its imports and resolve names, without running it
     #[command(after_help = "Example:\n  tl check examples/attention.tl")]
@@ -163,12 +179,13 @@ fn main() -> ExitCode {
             file,
             device,
             stats,
+            compute_per_buffer,
             test,
             bench,
             explain,
             args,
         } => {
-            let device = match start_device(device) {
+            let device = match start_device(device, compute_per_buffer) {
                 Ok(d) => d,
                 Err(message) => {
                     eprintln!("error: {message}");
@@ -197,8 +214,9 @@ fn main() -> ExitCode {
             prompt,
             no_stats,
             stats,
+            compute_per_buffer,
         } => {
-            let device = match start_device(device) {
+            let device = match start_device(device, compute_per_buffer) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -290,12 +308,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The launch group size: `--compute-per-buffer`, else `$TL_COMPUTE_PER_BUFFER`, else the
+/// backend's default. Checked on every build so that a bad value is an error everywhere.
+fn launch_group_size(flag: Option<usize>) -> Result<Option<usize>, String> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match std::env::var("TL_COMPUTE_PER_BUFFER") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "TL_COMPUTE_PER_BUFFER must be a whole number of launches (0 or more), got {v:?}"
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
 /// Starts the backend `--device` names and makes it where new tensors are created.
 #[cfg(feature = "cuda")]
-fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+fn start_device(device: DeviceArg, group: Option<usize>) -> Result<tl_tensor::Device, String> {
+    let group = launch_group_size(group)?;
     match device {
         DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
         DeviceArg::Cuda => {
+            if let Some(n) = group {
+                tl_cuda::set_launch_group_size(n);
+            }
             let backend = tl_cuda::init(0).map_err(|e| format!("--device cuda: {e}"))?;
             let d = tl_tensor::Device::Cuda(0);
             tl_tensor::device::set_default_device(d).map_err(|e| e.to_string())?;
@@ -307,9 +345,11 @@ fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
     }
 }
 
-/// Without the `cuda` feature only the CPU exists.
+/// Without the `cuda` feature only the CPU exists (which runs each op at once: there is no
+/// launch group to size).
 #[cfg(not(feature = "cuda"))]
-fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+fn start_device(device: DeviceArg, group: Option<usize>) -> Result<tl_tensor::Device, String> {
+    launch_group_size(group)?;
     match device {
         DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
         DeviceArg::Cuda => Err(
@@ -347,6 +387,10 @@ fn run(file: &Path, options: Options, test: bool, bench: bool) -> ExitCode {
     };
     if stats {
         eprint!("{}", with_newline(interp.stats_report()));
+    }
+    #[cfg(feature = "cuda")]
+    if let Some(profile) = tl_cuda::profile_report() {
+        eprint!("{profile}");
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

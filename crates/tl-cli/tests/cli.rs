@@ -107,6 +107,34 @@ fn cuda_device_is_refused_clearly() {
 }
 
 #[test]
+fn a_bad_launch_group_size_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args(["run", "examples/tensor_basics.tl"])
+        .current_dir(repo_root())
+        .env("TL_COMPUTE_PER_BUFFER", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: TL_COMPUTE_PER_BUFFER must be a whole number of launches (0 or more), got \"lots\"\n"
+    );
+    // The flag wins over the variable, and the CPU runs the program as usual.
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args([
+            "run",
+            "examples/tensor_basics.tl",
+            "--compute-per-buffer",
+            "0",
+        ])
+        .current_dir(repo_root())
+        .env("TL_COMPUTE_PER_BUFFER", "lots")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn missing_file_is_an_error_not_a_panic() {
     let out = tl(&["run", "no/such/file.tl"]);
     assert_eq!(out.status.code(), Some(1));

@@ -494,6 +494,12 @@ extern "C" __global__ void tl_index_select(void* out, const void* x, Lay lsel, i
 }
 
 // ---- neural-network ops ----
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 __device__ float block_sum_f(float v, float* sh) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     int w = threadIdx.x >> 5, l = threadIdx.x & 31;
@@ -660,5 +666,84 @@ extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const 
         float acc = 0.0f;
         for (i64 j = 0; j < sk; ++j) acc += scores[j] * ldf(v, dt, off4(lv, b, kvh, j, c));
         stf(out, dt, row * dv + c, acc * inv);
+    }
+}
+
+// Attention for operands whose last dim is unit-stride (the common case), one block of
+// ATT_THREADS threads per query row: each warp takes keys in turn, its lanes split the head
+// dim (coalesced key and value rows), scores stay in shared memory. Same results as
+// tl_attention (softmax in f32; a fully masked row gives zeros, a NaN row NaN).
+#define ATT_THREADS 256
+extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, const void* k, Lay lk, const void* v,
+                                             Lay lv, int dt, const void* mask, Lay lm, int mdt, int has_mask,
+                                             i64 hq, i64 sq, i64 sk, i64 d, i64 dv, i64 group, float scale) {
+    extern __shared__ float smem[];
+    float* scores = smem;                 // sk
+    float* qs = smem + sk;                // d
+    float* part = qs + d;                 // (ATT_THREADS / 32) * dv
+    __shared__ float sh[32];
+    const int warps = ATT_THREADS / 32;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    i64 row = blockIdx.x;
+    i64 s = row % sq, h = (row / sq) % hq, b = row / (sq * hq), kvh = h / group;
+    int r = lq.rank;
+    i64 qb = off4(lq, b, h, s, 0);
+    i64 kb = off4(lk, b, kvh, 0, 0), ks = lk.strides[r - 2];
+    i64 vb = off4(lv, b, kvh, 0, 0), vs = lv.strides[r - 2];
+    for (i64 c = threadIdx.x; c < d; c += ATT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
+    __syncthreads();
+    for (i64 j = warp; j < sk; j += warps) {
+        float acc = 0.0f;
+        for (i64 c = lane; c < d; c += 32) acc += qs[c] * ldf(k, dt, kb + j * ks + c);
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            if (has_mask) {
+                float mv = ldf(mask, mdt, off4(lm, b, h, s, j));
+                if (mdt == DT_BOOL) acc = mv != 0.0f ? acc : NEG_INF_F; else acc += mv;
+            }
+            scores[j] = acc;
+        }
+    }
+    __syncthreads();
+    float m = NEG_INF_F;
+    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
+    m = block_max_f(m, sh);
+    float sum = 0.0f;
+    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) {
+        float p;
+        if (ISNAN(m)) p = NAN_F;
+        else if (m == NEG_INF_F) p = 0.0f;
+        else p = expf(scores[j] - m);
+        scores[j] = p;
+        sum += p;
+    }
+    sum = block_sum_f(sum, sh);
+    float inv = (sum > 0.0f) ? 1.0f / sum : 0.0f;
+    if (ISNAN(m)) inv = NAN_F;
+    // Each warp sums p_j v_j over its keys for every channel (lanes split the channels), then
+    // the warps' partial rows are added.
+    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
+        float acc[8];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        for (i64 j = warp; j < sk; j += warps) {
+            float p = scores[j];
+#pragma unroll
+            for (int t = 0; t < 8; ++t) {
+                i64 c = c0 + lane + 32 * t;
+                if (c < dv) acc[t] += p * ldf(v, dt, vb + j * vs + c);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            i64 c = c0 + lane + 32 * t;
+            if (c < dv) part[warp * dv + c] = acc[t];
+        }
+    }
+    __syncthreads();
+    for (i64 c = threadIdx.x; c < dv; c += ATT_THREADS) {
+        float total = 0.0f;
+        for (int w = 0; w < warps; ++w) total += part[w * dv + c];
+        stf(out, dt, row * dv + c, total * inv);
     }
 }

@@ -279,9 +279,10 @@ impl Interpreter {
         ));
         if t.kernel_launches + t.syncs + t.device_allocations + t.host_to_device_bytes > 0 {
             out.push_str(&format!(
-                "device syncs: {}\nkernel launches: {}\ndevice allocations: {} ({} bytes)\nhost to device: {} bytes\ndevice to host: {} bytes\n",
+                "device syncs: {}\nkernel launches: {}\ndevice submissions: {}\ndevice allocations: {} ({} bytes)\nhost to device: {} bytes\ndevice to host: {} bytes\n",
                 t.syncs,
                 t.kernel_launches,
+                t.submissions,
                 t.device_allocations,
                 t.device_bytes_allocated,
                 t.host_to_device_bytes,
@@ -294,11 +295,12 @@ impl Interpreter {
             let steps = (c.tokens_sampled - 1) as f64;
             let d = last.since(&first);
             out.push_str(&format!(
-                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
+                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} device submissions, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
                 c.tokens_sampled,
                 d.host_reads as f64 / steps,
                 d.syncs as f64 / steps,
                 d.kernel_launches as f64 / steps,
+                d.submissions as f64 / steps,
                 d.ops_dispatched as f64 / steps,
                 d.allocations as f64 / steps,
                 d.bytes_allocated as f64 / steps
