@@ -69,7 +69,7 @@ Environment:
         stats: bool,
         /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
         /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
-        /// Default: $TL_COMPUTE_PER_BUFFER, else 1024
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 0 (see NOTES.md of tl-cuda for why)
         #[arg(long, value_name = "N")]
         compute_per_buffer: Option<usize>,
         /// Run the program's `test NAME { }` blocks and report each
@@ -142,7 +142,7 @@ Examples:
         stats: bool,
         /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
         /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
-        /// Default: $TL_COMPUTE_PER_BUFFER, else 1024
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 0 (see NOTES.md of tl-cuda for why)
         #[arg(long, value_name = "N")]
         compute_per_buffer: Option<usize>,
     },

@@ -747,3 +747,95 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
         stf(out, dt, row * dv + c, total * inv);
     }
 }
+
+// Decoding attention over a long key sequence, split over the keys (flash-decoding): block
+// (row, split) takes keys [split * chunk, ...) of one query row (no mask), and writes its
+// running max, its sum of exp(score - max) and its unnormalised sum of p * v; then
+// tl_attention_combine merges the splits of each row. Unit-stride rows as tl_attention_rows.
+#define SPLIT_THREADS 128
+extern "C" __global__ void tl_attention_split(float* part, const void* q, Lay lq, const void* k, Lay lk,
+                                              const void* v, Lay lv, int dt, i64 hq, i64 sk, i64 d, i64 dv,
+                                              i64 group, float scale, i64 chunk, i64 splits) {
+    extern __shared__ float smem[];
+    float* scores = smem;        // chunk
+    float* qs = smem + chunk;    // d
+    float* acc_w = qs + d;       // (SPLIT_THREADS / 32) * dv
+    __shared__ float sh[32];
+    const int warps = SPLIT_THREADS / 32;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    i64 row = blockIdx.x / splits, split = blockIdx.x % splits;
+    i64 h = row % hq, b = row / hq, kvh = h / group;
+    int r = lq.rank;
+    i64 qb = off4(lq, b, h, 0, 0);
+    i64 kb = off4(lk, b, kvh, 0, 0), ks = lk.strides[r - 2];
+    i64 vb = off4(lv, b, kvh, 0, 0), vs = lv.strides[r - 2];
+    i64 j0 = split * chunk, n = sk - j0 < chunk ? sk - j0 : chunk;
+    for (i64 c = threadIdx.x; c < d; c += SPLIT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
+    __syncthreads();
+    for (i64 j = warp; j < n; j += warps) {
+        float a = 0.0f;
+        for (i64 c = lane; c < d; c += 32) a += qs[c] * ldf(k, dt, kb + (j0 + j) * ks + c);
+        a = warp_sum(a);
+        if (lane == 0) scores[j] = a;
+    }
+    __syncthreads();
+    float m = NEG_INF_F;
+    for (i64 j = threadIdx.x; j < n; j += SPLIT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
+    m = block_max_f(m, sh);
+    float l = 0.0f;
+    for (i64 j = threadIdx.x; j < n; j += SPLIT_THREADS) {
+        float p = (m == NEG_INF_F) ? 0.0f : expf(scores[j] - m);
+        scores[j] = p;
+        l += p;
+    }
+    l = block_sum_f(l, sh);
+    float* out = part + (row * splits + split) * (dv + 2);
+    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
+        float acc[8];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        for (i64 j = warp; j < n; j += warps) {
+            float p = scores[j];
+#pragma unroll
+            for (int t = 0; t < 8; ++t) {
+                i64 c = c0 + lane + 32 * t;
+                if (c < dv) acc[t] += p * ldf(v, dt, vb + (j0 + j) * vs + c);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            i64 c = c0 + lane + 32 * t;
+            if (c < dv) acc_w[warp * dv + c] = acc[t];
+        }
+    }
+    __syncthreads();
+    for (i64 c = threadIdx.x; c < dv; c += SPLIT_THREADS) {
+        float total = 0.0f;
+        for (int w = 0; w < warps; ++w) total += acc_w[w * dv + c];
+        out[2 + c] = total;
+    }
+    if (threadIdx.x == 0) { out[0] = m; out[1] = l; }
+}
+
+// Merges the splits of tl_attention_split: out[row, c] = sum_s e^(m_s - M) o_s[c] / sum_s e^(m_s - M) l_s.
+extern "C" __global__ void tl_attention_combine(void* out, int dt, const float* part, i64 splits, i64 dv) {
+    i64 row = blockIdx.x;
+    const float* p = part + row * splits * (dv + 2);
+    float big = NEG_INF_F;
+    for (i64 s = 0; s < splits; ++s) { float x = p[s * (dv + 2)]; big = (ISNAN(big) || big > x) ? big : x; }
+    float total = 0.0f;
+    for (i64 s = 0; s < splits; ++s) {
+        float x = p[s * (dv + 2)];
+        total += (x == NEG_INF_F) ? 0.0f : expf(x - big) * p[s * (dv + 2) + 1];
+    }
+    float inv = total > 0.0f ? 1.0f / total : 0.0f;
+    if (ISNAN(big)) inv = NAN_F;
+    for (i64 c = threadIdx.x; c < dv; c += blockDim.x) {
+        float acc = 0.0f;
+        for (i64 s = 0; s < splits; ++s) {
+            float x = p[s * (dv + 2)];
+            if (x != NEG_INF_F) acc += expf(x - big) * p[s * (dv + 2) + 2 + c];
+        }
+        stf(out, dt, row * dv + c, acc * inv);
+    }
+}

@@ -880,6 +880,9 @@ impl Backend for CudaBackend {
         let unit_rows = [q, k, v]
             .iter()
             .all(|t| t.layout().strides[r - 1] == 1 || t.shape()[r - 1] <= 1);
+        if unit_rows && sq == 1 && mask.is_none() && sk >= SPLIT_MIN_KEYS {
+            return me.attention_split(&s, q, k, v, &out, rows, scale);
+        }
         let (kernel, block, shared) = if unit_rows {
             ("tl_attention_rows", 256, (sk + d + 8 * dv) * 4)
         } else {
@@ -931,6 +934,73 @@ impl Backend for CudaBackend {
     }
 }
 
+/// Keys from which one decoding query row is split over several blocks.
+const SPLIT_MIN_KEYS: usize = 256;
+/// Keys per block of the split attention (`chunk` of tl_attention_split).
+const SPLIT_CHUNK: usize = 128;
+
+impl CudaBackend {
+    /// Attention of single query rows (decoding) over many keys, no mask: each row's keys
+    /// in chunks on separate blocks, then one merge per row (two launches).
+    fn attention_split(
+        &'static self,
+        s: &std::sync::Arc<ThreadStream>,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        rows: usize,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let op = "attention";
+        let r = q.rank();
+        let (hq, d) = (q.shape()[r - 3], q.shape()[r - 1]);
+        let (hkv, sk) = (k.shape()[r - 3], k.shape()[r - 2]);
+        let dv = v.shape()[r - 1];
+        let splits = sk.div_ceil(SPLIT_CHUNK);
+        let part = self.alloc_tensor(s, &[rows * splits * (dv + 2)], DType::F32)?;
+        let pp = self.input(op, s, &part)?;
+        self.launch(
+            s,
+            "tl_attention_split",
+            (rows * splits) as u32,
+            128,
+            ((SPLIT_CHUNK + d + 4 * dv) * 4) as u32,
+            Args::new()
+                .ptr(pp)
+                .ptr(self.input(op, s, q)?)
+                .lay(&Lay::exact(op, q.layout())?)
+                .ptr(self.input(op, s, k)?)
+                .lay(&Lay::exact(op, k.layout())?)
+                .ptr(self.input(op, s, v)?)
+                .lay(&Lay::exact(op, v.layout())?)
+                .i32(dtype_code(q.dtype()))
+                .i64(hq as i64)
+                .i64(sk as i64)
+                .i64(d as i64)
+                .i64(dv as i64)
+                .i64((hq / hkv.max(1)) as i64)
+                .f32(scale as f32)
+                .i64(SPLIT_CHUNK as i64)
+                .i64(splits as i64),
+        )?;
+        self.launch(
+            s,
+            "tl_attention_combine",
+            rows as u32,
+            dv.clamp(32, 256).next_multiple_of(32) as u32,
+            0,
+            Args::new()
+                .ptr(self.input(op, s, out)?)
+                .i32(dtype_code(q.dtype()))
+                .ptr(pp)
+                .i64(splits as i64)
+                .i64(dv as i64),
+        )?;
+        Ok(out.clone())
+    }
+}
+
 /// Dynamic shared memory the attention kernel may use: the device's opt-in maximum less its
 /// static part (32 floats, rounded up).
 fn attention_shared_limit(backend: &CudaBackend) -> usize {
@@ -940,7 +1010,7 @@ fn attention_shared_limit(backend: &CudaBackend) -> usize {
 /// Lets the attention kernel use the device's full shared memory (long key sequences).
 pub(crate) fn prepare_attention(backend: &CudaBackend) -> Result<()> {
     let dynamic = attention_shared_limit(backend) as i32;
-    for name in ["tl_attention", "tl_attention_rows"] {
+    for name in ["tl_attention", "tl_attention_rows", "tl_attention_split"] {
         let (_, f) = backend.kernels.get(name)?;
         f.set_attribute(
             cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -5,7 +5,7 @@
 use cudarc::driver::sys::{self, CUdeviceptr};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tl_tensor::device::{DeviceBackend, DeviceStorage};
@@ -20,6 +20,8 @@ pub(crate) const KERNEL_SOURCE: &str =
 /// Names of the kernels in [`KERNEL_SOURCE`].
 const KERNEL_NAMES: &[&str] = &[
     "tl_attention_rows",
+    "tl_attention_split",
+    "tl_attention_combine",
     "tl_dequant",
     "tl_embedding_q",
     "tl_matvec_q",
@@ -188,7 +190,10 @@ pub(crate) struct ThreadStream {
     pub(crate) stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     /// Free blocks by size class; reusing one on the same stream needs no synchronisation.
-    pool: Mutex<HashMap<usize, Vec<CUdeviceptr>>>,
+    /// The lowest free address of a class is handed out first, so that a step that frees
+    /// what it allocated gets the same addresses the next time it runs (replayed launch
+    /// groups then keep their arguments).
+    pool: Mutex<HashMap<usize, BTreeSet<CUdeviceptr>>>,
     /// A device i32 that kernels set bits in (division by zero, index out of range).
     err_word: CUdeviceptr,
     /// True after a launch of a kernel that may set `err_word`, until the next read.
@@ -246,7 +251,7 @@ impl ThreadStream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(&class)
-            .and_then(Vec::pop)
+            .and_then(BTreeSet::pop_first)
         {
             return Ok((p, class));
         }
@@ -274,7 +279,7 @@ impl ThreadStream {
             .unwrap_or_else(|e| e.into_inner())
             .entry(class)
             .or_default()
-            .push(ptr);
+            .insert(ptr);
     }
 
     /// Frees every cached block (after the stream's pending work, which may still use them).

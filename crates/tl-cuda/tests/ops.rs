@@ -800,3 +800,28 @@ fn float_matvec_matches_cpu() {
         &x.linear(&w, None).unwrap(),
     );
 }
+
+#[test]
+fn split_decoding_attention_matches_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(44);
+    // One query row per head over 256+ keys takes the split kernel (chunks of 128 keys, the
+    // last one partial); grouped heads (8 query heads on 2 key heads) and a batch dim.
+    for (sk, dt) in [
+        (256, DType::F32),
+        (300, DType::F16),
+        (1000, DType::BF16),
+        (257, DType::F32),
+    ] {
+        let q = uniform(&mut r, &[2, 8, 1, 64], -1.0, 1.0, dt);
+        let k = uniform(&mut r, &[2, 2, sk, 64], -2.0, 2.0, dt);
+        let v = uniform(&mut r, &[2, 2, sk, 64], -1.0, 1.0, dt);
+        check(
+            &format!("split attention sk={sk} {dt}"),
+            &Tensor::attention(&dev(&q), &dev(&k), &dev(&v), None).unwrap(),
+            &Tensor::attention(&q, &k, &v, None).unwrap(),
+        );
+    }
+}
