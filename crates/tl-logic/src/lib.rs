@@ -44,6 +44,7 @@ mod explain;
 mod relation;
 mod rule;
 mod strata;
+mod tensor_eval;
 mod value;
 
 pub use answers::Answers;
@@ -53,4 +54,5 @@ pub use error::LogicError;
 pub use eval::Stats;
 pub use explain::{Derivation, DerivationNode};
 pub use rule::{Atom, CmpOp, Literal, Rule, Term, classify_name};
+pub use tensor_eval::{DenseLimits, StratumReport, TensorMode};
 pub use value::{Domain, Symbol, Value};
