@@ -265,6 +265,26 @@ impl Engine {
         &self.rules
     }
 
+    /// The join order the engine would use now to evaluate rule `rule` over whole relations (its first
+    /// round), one line per positive body atom: `Atom   [N rows, scan | index on column C | probe]`.
+    /// Negations and comparisons are checked as soon as their variables are bound. The order is chosen
+    /// by cost: the smallest relation first, then repeatedly the smallest atom sharing a bound variable,
+    /// read through a hash index on its bound columns. (A semi-naive round starts from the delta atom.)
+    pub fn join_plan(&mut self, rule: usize) -> Option<Vec<String>> {
+        let c = self.compiled.get(rule)?.clone();
+        let ranges = eval::full_ranges(&self.store, &c.body);
+        let plan = self.plan_for(&c, &ranges, &vec![false; c.nvars]);
+        let steps = plan.describe(&self.store);
+        Some(
+            steps
+                .into_iter()
+                .map(|(lit, rows, how)| {
+                    format!("{}   [{rows} rows, {how}]", self.rules[rule].body[lit])
+                })
+                .collect(),
+        )
+    }
+
     fn compile_rule(&mut self, rule: &Rule, source: u32) -> Result<CRule, LogicError> {
         let text = rule.to_string();
         // Safety: every variable outside positive atoms must occur in one, or be equated (`V == e`) to a

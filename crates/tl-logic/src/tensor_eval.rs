@@ -37,7 +37,7 @@ use tl_tensor::{BinaryOp, DType, ReduceOp, Tensor, UnaryOp};
 use crate::engine::{Engine, Strategy};
 use crate::error::LogicError;
 use crate::eval::{Arg, CLit, CRule, RelId};
-use crate::relation::{NONE, Prov};
+use crate::relation::Prov;
 use crate::rule::CmpOp;
 use crate::strata::Component;
 use crate::value::Id;
@@ -340,13 +340,13 @@ impl Engine {
             }
         }
         // The domain.
-        let mut index = vec![NONE; self.interner.value_count()];
+        let mut index: HashMap<Id, u32> = HashMap::new();
         let mut values: Vec<Id> = Vec::new();
         let mut add = |id: Id, values: &mut Vec<Id>| {
-            if index[id as usize] == NONE {
-                index[id as usize] = values.len() as u32;
+            index.entry(id).or_insert_with(|| {
                 values.push(id);
-            }
+                values.len() as u32 - 1
+            });
         };
         let mut facts = 0u128;
         let mut all_cells = 0u128;
@@ -430,7 +430,7 @@ impl Engine {
         &self,
         rule: &CRule,
         comp: &Component,
-        index: &[u32],
+        index: &HashMap<Id, u32>,
     ) -> Result<Option<(DenseRule, usize)>, String> {
         let mut next = rule.nvars;
         let mut fresh = || {
@@ -439,7 +439,7 @@ impl Engine {
             l
         };
         let letter = |i: usize| LETTERS[i] as char;
-        let dom = |id: Id| index[id as usize] as usize;
+        let dom = |id: Id| index[&id] as usize;
         let mut ops: Vec<Operand> = Vec::new();
         let view = |args: &[Arg], fresh: &mut dyn FnMut() -> usize| {
             // Labels of a relation tensor with its constant axes selected away.
@@ -591,7 +591,7 @@ impl Engine {
         &self,
         rel: RelId,
         plan: &DensePlan,
-        index: &[u32],
+        index: &HashMap<Id, u32>,
     ) -> Result<Tensor, LogicError> {
         let r = &self.store[rel];
         let n = plan.values.len();
@@ -602,7 +602,7 @@ impl Engine {
             let flat = r
                 .row(i)
                 .iter()
-                .fold(0usize, |acc, &id| acc * n + index[id as usize] as usize);
+                .fold(0usize, |acc, id| acc * n + index[id] as usize);
             data[flat] = 1.0;
         }
         host_to_device(data, &shape)
@@ -677,10 +677,12 @@ impl Engine {
         plan: &DensePlan,
     ) -> Result<u64, LogicError> {
         let n = plan.values.len();
-        let mut index = vec![NONE; self.interner.value_count()];
-        for (i, &id) in plan.values.iter().enumerate() {
-            index[id as usize] = i as u32;
-        }
+        let index: HashMap<Id, u32> = plan
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
         // Every relation read or defined, as it is now.
         let mut inputs: HashMap<RelId, Tensor> = HashMap::new();
         let mut wanted: Vec<RelId> = comp.rels.clone();

@@ -203,3 +203,55 @@ fn dense_results_have_derivations() {
         assert_eq!(d.depth(), ds.depth(), "{goal}");
     }
 }
+
+#[test]
+fn joins_start_from_the_smallest_relation_and_probe_indexes() {
+    // Big has 400 rows, Mid 40, Small 4: the chain join starts from Small whichever way it is written,
+    // and each further atom is read through an index on the column its bound variable occupies.
+    let mut e = Engine::new();
+    let mut rng = Rng::new(9);
+    for (rel, n) in [("Big", 400), ("Mid", 40), ("Small", 4)] {
+        for _ in 0..n {
+            let (a, b) = (rng.below(50) as i64, rng.below(50) as i64);
+            e.add_fact(rel, &[Value::Int(a), Value::Int(b)]).unwrap();
+        }
+    }
+    let r = e
+        .add_rule_text("Out(X, W) <- Big(X, Y), Mid(Y, Z), Small(Z, W), X != W")
+        .unwrap();
+    let plan = e.join_plan(r).unwrap();
+    let big = e.relation_len("Big").unwrap();
+    let mid = e.relation_len("Mid").unwrap();
+    let small = e.relation_len("Small").unwrap();
+    assert_eq!(
+        plan,
+        vec![
+            format!("Small(Z, W)   [{small} rows, scan]"),
+            format!("Mid(Y, Z)   [{mid} rows, index on column 1]"),
+            format!("Big(X, Y)   [{big} rows, index on column 1]"),
+        ]
+    );
+    // An atom with a constant is bound from the start: it is read through an index on the constant's
+    // column before any scan, and the rest is probed by the variables it binds.
+    let r2 = e
+        .add_rule_text("Out2(X) <- Small(X, _), Big(X, 7)")
+        .unwrap();
+    assert_eq!(
+        e.join_plan(r2).unwrap(),
+        vec![
+            format!("Big(X, 7)   [{big} rows, index on column 1]"),
+            format!("Small(X, _)   [{small} rows, index on column 0]"),
+        ]
+    );
+    // Every column bound: one probe of the tuple set.
+    let r3 = e
+        .add_rule_text("Out3(X) <- Small(X, Y), Big(X, Y)")
+        .unwrap();
+    assert_eq!(
+        e.join_plan(r3).unwrap(),
+        vec![
+            format!("Small(X, Y)   [{small} rows, scan]"),
+            format!("Big(X, Y)   [{big} rows, probe]"),
+        ]
+    );
+}
