@@ -546,6 +546,10 @@ impl Engine {
                 "a rule with {next} index labels (einsum takes at most {MAX_LABELS})"
             ));
         }
+        if !ops.iter().any(|o| o.labels.contains(UNIT as char)) {
+            // Only comparisons and head constants: nothing carries the unit axis. Rare; tuples do it.
+            return Err("a rule with no atom in its body".to_string());
+        }
         let ops = order_operands(ops);
         let recursive = ops
             .iter()

@@ -255,3 +255,43 @@ fn joins_start_from_the_smallest_relation_and_probe_indexes() {
         ]
     );
 }
+
+#[test]
+fn nullary_relations_and_bodies_without_atoms() {
+    let mut p = Program::default();
+    for (a, b) in [(1, 2), (2, 3), (3, 1), (4, 4)] {
+        p.int_fact("E", &[a, b]);
+    }
+    p.rule("Cycle() <- E(X, Y), E(Y, Z), E(Z, X), X != Y");
+    p.rule("Loop() <- E(X, X)");
+    p.rule("Both() <- Cycle(), Loop()");
+    p.rule("Tagged(X, yes) <- E(X, _), Both()");
+    p.rule("NoCycleFrom(X) <- E(X, _), not Cycle()");
+    p.rule("Always(one) <- 1 < 2");
+    p.rule("Never(one) <- 2 < 1");
+    let db = reference_eval(&p).unwrap();
+    for mode in [TensorMode::Sparse, TensorMode::Dense] {
+        let mut e = p.engine_in(mode);
+        e.run_forward().unwrap();
+        for rel in [
+            "Cycle",
+            "Loop",
+            "Both",
+            "Tagged",
+            "NoCycleFrom",
+            "Always",
+            "Never",
+        ] {
+            let got: HashSet<_> = engine_rows(&e, &e.tuples(rel)).into_iter().collect();
+            let want = db.get(rel).cloned().unwrap_or_default();
+            assert_eq!(got, want, "{rel} ({mode:?})");
+        }
+        if mode == TensorMode::Dense {
+            let reports = e.stratum_reports();
+            assert!(
+                reports.iter().filter(|r| r.dense).count() >= 5,
+                "{reports:?}"
+            );
+        }
+    }
+}
