@@ -1,5 +1,5 @@
 //! Random stratified programs (recursion, negation of lower strata, constants, wildcards, comparisons)
-//! checked against the reference evaluator, forward and backward.
+//! checked against the reference evaluator, forward and backward, on tuples and on dense tensors.
 
 mod common;
 
@@ -141,16 +141,18 @@ fn random_stratified_programs_match_reference() {
                     .collect();
                 let goal = Atom::parse(&format!("{rel}({})", args.join(", "))).unwrap();
                 let want = reference_answers(&db, &goal);
-                let mut e = p.engine();
-                let got = e
-                    .query_backward(&goal)
-                    .unwrap_or_else(|err| panic!("seed {seed} {goal}: {err}"));
-                assert_eq!(
-                    engine_rows(&e, &got.rows),
-                    want,
-                    "seed {seed} backward {goal}\n{:#?}",
-                    p.rules
-                );
+                for mode in MODES {
+                    let mut e = p.engine_in(mode);
+                    let got = e
+                        .query_backward(&goal)
+                        .unwrap_or_else(|err| panic!("seed {seed} {goal} ({mode:?}): {err}"));
+                    assert_eq!(
+                        engine_rows(&e, &got.rows),
+                        want,
+                        "seed {seed} backward {goal} ({mode:?})\n{:#?}",
+                        p.rules
+                    );
+                }
                 for mode in MODES {
                     let mut f = p.engine_in(mode);
                     let got = f.query(&goal).unwrap();
