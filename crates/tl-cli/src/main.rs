@@ -81,6 +81,11 @@ Environment:
         /// Print a derivation (proof tree) under every answer of a logic query
         #[arg(long)]
         explain: bool,
+        /// How Datalog strata are evaluated: `auto` (dense tensors when small and dense enough,
+        /// else tuples), `sparse` (tuples) or `dense` (tensors whenever a stratum fits 2^24
+        /// cells); default from $TL_LOGIC_TENSORS, else auto
+        #[arg(long, value_name = "MODE")]
+        logic_tensors: Option<String>,
         /// Arguments for the program, after `--`; the program reads them with `args()`
         #[arg(last = true)]
         args: Vec<String>,
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
             test,
             bench,
             explain,
+            logic_tensors,
             args,
         } => {
             let device = match start_device(device, compute_per_buffer) {
@@ -192,13 +198,26 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
+            let logic_mode = match logic_tensors {
+                Some(m) => tl_logic::TensorMode::parse(&m).ok_or_else(|| {
+                    format!("--logic-tensors is `{m}`; expected `auto`, `sparse` or `dense`")
+                }),
+                None => tl_logic::TensorMode::from_env(),
+            };
+            let logic_mode = match logic_mode {
+                Ok(m) => m,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = Options {
                 args,
                 stats,
                 device,
                 explain,
             };
-            run(&file, options, test, bench)
+            run(&file, options, logic_mode, test, bench)
         }
         Command::Chat {
             model,
@@ -289,7 +308,13 @@ fn main() -> ExitCode {
                 device,
                 explain: false,
             };
-            run(&program, options, false, false)
+            run(
+                &program,
+                options,
+                tl_logic::TensorMode::default(),
+                false,
+                false,
+            )
         }
         Command::Check { file } => check(&file),
         Command::Repl => repl::run(),
@@ -359,9 +384,16 @@ fn start_device(device: DeviceArg, group: Option<usize>) -> Result<tl_tensor::De
 }
 
 /// What `tl run` should do with the file.
-fn run(file: &Path, options: Options, test: bool, bench: bool) -> ExitCode {
+fn run(
+    file: &Path,
+    options: Options,
+    logic_mode: tl_logic::TensorMode,
+    test: bool,
+    bench: bool,
+) -> ExitCode {
     let stats = options.stats;
     let mut interp = Interpreter::new(options);
+    interp.set_logic_tensor_mode(logic_mode);
     interrupt::watch(interp.interrupt_flag());
     let result = if test {
         match interp.run_tests(file) {

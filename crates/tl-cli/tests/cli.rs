@@ -578,3 +578,48 @@ fn chat_with_a_missing_model_names_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn logic_tensor_mode_from_the_flag_or_the_environment() {
+    let run_env = |value: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tl"))
+            .current_dir(repo_root())
+            .env("TL_LOGIC_TENSORS", value)
+            .args(["run", "tests/programs/logic_explain.tl", "--explain"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tl")
+    };
+    let want = std::fs::read_to_string(repo_root().join("tests/programs/logic_explain.out"))
+        .expect("golden output");
+    // Dense tensors chosen by the environment: the same answers and derivations as tuples.
+    let out = run_env("dense", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+    // The flag wins over the environment.
+    let out = run_env("bogus", &["--logic-tensors", "sparse"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+    // An unknown mode is a usage error naming where it came from.
+    let out = run_env("fast", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("TL_LOGIC_TENSORS is `fast`; expected `auto`, `sparse` or `dense`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tl(&[
+        "run",
+        "tests/programs/logic_explain.tl",
+        "--logic-tensors",
+        "gpu",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--logic-tensors is `gpu`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
