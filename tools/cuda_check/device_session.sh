@@ -75,6 +75,10 @@ if has bench; then
   done
   stamp "tl bench f16 with every kernel launched directly (--compute-per-buffer 0)"
   $TL run examples/llama/bench.tl --device cuda --stats --compute-per-buffer 0 -- $M/tinyllama-shaped-f16.gguf --prompt $PROMPT --gen $GEN 2>&1 | grep -E "prefill|decode|per generated token"
+  for g in 1024 0; do
+    stamp "host time in driver calls, f16 decode, --compute-per-buffer $g (TL_CUDA_PROFILE=host)"
+    TL_CUDA_PROFILE=host $TL run examples/llama/bench.tl --device cuda --compute-per-buffer $g -- $M/tinyllama-shaped-f16.gguf --prompt 8 --gen $GEN 2>&1 | grep -E "decode:|calls"
+  done
   stamp "device time per kernel, f16 decode (TL_CUDA_PROFILE=1: launches timed one by one)"
   TL_CUDA_PROFILE=1 $TL run examples/llama/bench.tl --device cuda -- $M/tinyllama-shaped-f16.gguf --prompt 8 --gen $GEN 2>&1 | grep -A14 "cuda profile"
   stamp "PyTorch bench f16 (eager and CUDA graph)"

@@ -881,7 +881,7 @@ impl Backend for CudaBackend {
             .iter()
             .all(|t| t.layout().strides[r - 1] == 1 || t.shape()[r - 1] <= 1);
         if unit_rows && sq == 1 && mask.is_none() && sk >= SPLIT_MIN_KEYS {
-            return me.attention_split(&s, q, k, v, &out, rows, scale);
+            return me.attention_split(q, k, v, &out, scale);
         }
         let (kernel, block, shared) = if unit_rows {
             ("tl_attention_rows", 256, (sk + d + 8 * dv) * 4)
@@ -944,19 +944,19 @@ impl CudaBackend {
     /// in chunks on separate blocks, then one merge per row (two launches).
     fn attention_split(
         &'static self,
-        s: &std::sync::Arc<ThreadStream>,
         q: &Tensor,
         k: &Tensor,
         v: &Tensor,
         out: &Tensor,
-        rows: usize,
         scale: f64,
     ) -> Result<Tensor> {
         let op = "attention";
+        let s = &thread_stream(self)?;
         let r = q.rank();
         let (hq, d) = (q.shape()[r - 3], q.shape()[r - 1]);
         let (hkv, sk) = (k.shape()[r - 3], k.shape()[r - 2]);
         let dv = v.shape()[r - 1];
+        let rows = out.numel() / dv;
         let splits = sk.div_ceil(SPLIT_CHUNK);
         let part = self.alloc_tensor(s, &[rows * splits * (dv + 2)], DType::F32)?;
         let pp = self.input(op, s, &part)?;
