@@ -455,7 +455,7 @@ fn error_cases() {
         ),
         (
             "Z[*t+2] = Z[*t] A[0, t]",
-            "not supported yet: reading `Z` at `*t+0` while writing it at `*t+2`: a virtual index keeps only the previous step (write `*t+1` on the left and `*t` on the right)",
+            "not supported yet: reading `Z` at `*t` while writing it at `*t+2`: a virtual index keeps only the previous step (write `*t+1` on the left and `*t` on the right)",
         ),
         (
             "Z[i] = A[i, *t]",

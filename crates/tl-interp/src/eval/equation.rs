@@ -1630,7 +1630,9 @@ impl Interpreter {
             if *label == name && d - k != 1 {
                 return Err(unsupported(
                     &format!(
-                        "reading `{name}` at `*{t}{k:+}` while writing it at `*{t}{d:+}`: a virtual index keeps only the previous step (write `*{t}+1` on the left and `*{t}` on the right)"
+                        "reading `{name}` at `{}` while writing it at `{}`: a virtual index keeps only the previous step (write `*{t}+1` on the left and `*{t}` on the right)",
+                        show_virtual(&t, *k),
+                        show_virtual(&t, d)
                     ),
                     *sp,
                 ));
@@ -1779,5 +1781,13 @@ impl Interpreter {
             tensor,
             indices: vars,
         })
+    }
+}
+
+/// `*t`, `*t+1`, `*t-1`.
+fn show_virtual(t: &str, k: i64) -> String {
+    match k {
+        0 => format!("*{t}"),
+        _ => format!("*{t}{k:+}"),
     }
 }
