@@ -912,3 +912,26 @@ fn embedding_declarations_and_lookups() {
         "embedding `G` has `entities: auto`, but no facts name any symbol yet"
     );
 }
+
+#[test]
+fn a_function_sums_the_indices_that_occur_only_inside_it() {
+    let (e, f) = (4, 5);
+    let mut interp = repl();
+    let mut rng = Rng::new(17);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[e, f]);
+    let v = random_tensor(&mut interp, &mut rng, "V", &[e, f]);
+    let a = random_tensor(&mut interp, &mut rng, "A", &[f]);
+    let b = random_tensor(&mut interp, &mut rng, "B", &[f]);
+    // `f` appears in both products, so neither product sums it; relu's argument does.
+    exec(&mut interp, "Y[i] = relu(W[i, k] A[k] + V[i, k] B[k])");
+    let y: Vec<f64> = (0..e)
+        .map(|i| {
+            (0..f)
+                .map(|k| w[i * f + k] * a[k] + v[i * f + k] * b[k])
+                .sum::<f64>()
+                .max(0.0)
+        })
+        .collect();
+    assert!(y.contains(&0.0) && y.iter().any(|&x| x > 0.0), "{y:?}");
+    assert_close(&read(&mut interp, "Y", &[e]), &y);
+}

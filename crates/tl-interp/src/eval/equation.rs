@@ -734,10 +734,14 @@ impl Interpreter {
             && temperature == 0.0
         {
             let part = self.eq_part(lhs, eq, true)?;
+            let part = self.sum_local(part, lhs, eq, e.span)?;
             return map_part(part, e.span, |t| t.unary(TUnary::Step));
         }
         // Inside a function, products always sum their own indices.
         let part = self.eq_part(&arg.value, eq, true)?;
+        // An index that occurs only inside the argument and not on the left side is summed
+        // before the function applies (`relu(W[e, f] A[f] + V[e, f] B[f])` sums f inside).
+        let part = self.sum_local(part, &arg.value, eq, e.span)?;
         if let Some(op) = elementwise(fname) {
             return map_part(part, e.span, |t| t.unary(op));
         }
@@ -772,6 +776,42 @@ impl Interpreter {
                 e.span,
             )),
         }
+    }
+
+    /// Sums away the indices of `part` that are not on the left side and occur only inside
+    /// `within` (the argument of a function).
+    fn sum_local(&self, part: Part, within: &Expr, eq: &Equation, span: Span) -> Result<Part> {
+        let Part::Indexed(x) = part else {
+            return Ok(part);
+        };
+        let mut local = HashMap::new();
+        self.count_index_vars(within, &mut local);
+        let dims: Vec<isize> = x
+            .indices
+            .iter()
+            .enumerate()
+            .filter(|(_, ix)| {
+                !eq.lhs.contains(ix)
+                    && local.get(*ix).is_some()
+                    && local.get(*ix) == eq.total_counts.get(*ix)
+            })
+            .map(|(d, _)| d as isize)
+            .collect();
+        if dims.is_empty() {
+            return Ok(Part::Indexed(x));
+        }
+        let tensor = x
+            .tensor
+            .reduce(ReduceOp::Sum, Some(&dims), false)
+            .map_err(tensor_err(span))?;
+        let indices = x
+            .indices
+            .into_iter()
+            .enumerate()
+            .filter(|(d, _)| !dims.contains(&(*d as isize)))
+            .map(|(_, ix)| ix)
+            .collect();
+        Ok(Part::Indexed(Indexed { tensor, indices }))
     }
 
     /// A product node: its factors joined by one einsum, summing the indices that occur only
