@@ -30,7 +30,20 @@
 //!   innermost scope when it is new); `+=` / `-=` add to / subtract from it, starting from zeros
 //!   when it does not exist yet (elements default to 0).
 //!
-//! Index arithmetic (`X[i, t+1]`), slices, `p'.` and `*t` are reported as not supported yet.
+//! - **Functions.** At a call (`relu(..)`, `step(..)`), the indices that occur only inside the
+//!   argument and not on the left side are summed before the function applies.
+//! - **Index arithmetic** (`X[i, t+1]`, `I[x+dx, y+dy]`, `P[x/2] = I[x]`): an index variable's
+//!   range is the size of a dimension it indexes bare on the right side, else of the left-side
+//!   dimension it names (when the tensor exists), else of the first dimension whose index uses
+//!   it. A right-side term with arithmetic is one gather (positions outside read 0); a
+//!   left-side dimension with arithmetic (one variable) scatters its variable's values to the
+//!   positions it gives, combining collisions with the equation's projection.
+//! - **Slices** are anonymous indices: the k-th slice of every term and of the left side.
+//! - **`p'.`** marks the index softmax normalises over (or, with no softmax, the sum divides by).
+//! - **`*t`** runs the equation for each t with only the current value of the tensor kept.
+//! - **`sig(x / T)`** with T = 0 is `step(x)`.
+//!
+//! docs/language.md ("Tensor equations and logic") states these rules for users.
 
 use std::collections::HashMap;
 
@@ -792,7 +805,7 @@ impl Interpreter {
             .enumerate()
             .filter(|(_, ix)| {
                 !eq.lhs.contains(ix)
-                    && local.get(*ix).is_some()
+                    && local.contains_key(*ix)
                     && local.get(*ix) == eq.total_counts.get(*ix)
             })
             .map(|(d, _)| d as isize)
