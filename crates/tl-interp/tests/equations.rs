@@ -472,7 +472,7 @@ fn error_cases() {
         ),
         (
             "Y[i] = gelu(A[i, j])",
-            "not supported yet: calling `gelu` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg and softmax)",
+            "not supported yet: calling `gelu` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg, softmax and lnorm)",
         ),
         (
             "Y[i] = A[i, j] < 1",
@@ -934,4 +934,32 @@ fn a_function_sums_the_indices_that_occur_only_inside_it() {
         .collect();
     assert!(y.contains(&0.0) && y.iter().any(|&x| x > 0.0), "{y:?}");
     assert_close(&read(&mut interp, "Y", &[e]), &y);
+}
+
+#[test]
+fn lnorm_normalises_over_the_marked_or_last_index() {
+    let (n, d) = (3, 6);
+    let mut interp = repl();
+    let mut rng = Rng::new(18);
+    let x = random_tensor(&mut interp, &mut rng, "X", &[n, d]);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[d, d]);
+    exec(&mut interp, "Y[p, e] = lnorm(X[p, f] W[f, e])");
+    exec(&mut interp, "Z[e'., p] = lnorm(X[p, f] W[f, e'])");
+    let mut y = vec![0.0; n * d];
+    for p in 0..n {
+        let row: Vec<f64> = (0..d)
+            .map(|e| (0..d).map(|f| x[p * d + f] * w[f * d + e]).sum())
+            .collect();
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+        for e in 0..d {
+            y[p * d + e] = (row[e] - mean) / (var + 1e-5).sqrt();
+        }
+    }
+    assert_close(&read(&mut interp, "Y", &[n, d]), &y);
+    let z: Vec<f64> = (0..d)
+        .flat_map(|e| (0..n).map(move |p| (e, p)))
+        .map(|(e, p)| y[p * d + e])
+        .collect();
+    assert_close(&read(&mut interp, "Z", &[d, n]), &z);
 }

@@ -21,7 +21,8 @@
 //! - **Other operators.** `+`, `-`, `/` and `**` apply elementwise after aligning their operands'
 //!   indices (an index missing on one side broadcasts); host scalars (and one-element tensors)
 //!   broadcast. The elementwise functions are `step`, `sig`/`sigmoid`, `relu`, `exp`, `log`,
-//!   `tanh`, `sqrt`, `abs`, `neg`, and `softmax`, which normalises over the last left-side index.
+//!   `tanh`, `sqrt`, `abs`, `neg`, `softmax` and `lnorm` ((x - mean) / sqrt(var + 1e-5)), which
+//!   normalise over the `.`-marked left-side index, else the last one.
 //! - **Projection.** Indices still present at the top that are not on the left side are then
 //!   reduced with sum (`=`, `+=`, `-=`), max (`max=`) or mean (`avg=`). A left-side index that
 //!   the right side never mentions takes its size from the existing left-side tensor (the result
@@ -711,11 +712,11 @@ impl Interpreter {
             ));
         };
         let user_defined = self.fns.contains_key(fname) || self.lookup_var(fname).is_some();
-        let known = elementwise(fname).is_some() || fname == "softmax";
+        let known = elementwise(fname).is_some() || fname == "softmax" || fname == "lnorm";
         if user_defined || !known {
             return Err(unsupported(
                 &format!(
-                    "calling `{fname}` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg and softmax)"
+                    "calling `{fname}` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg, softmax and lnorm)"
                 ),
                 callee.span,
             ));
@@ -760,7 +761,9 @@ impl Interpreter {
         }
         let Some(last) = eq.normalized.as_ref().or(eq.lhs.last()).cloned() else {
             return Err(RuntimeError::new(
-                "softmax in a tensor equation normalises over the last index of the left side, which has none",
+                format!(
+                    "{fname} in a tensor equation normalises over the last index of the left side, which has none"
+                ),
                 e.span,
             ));
         };
@@ -770,6 +773,14 @@ impl Interpreter {
         }
         match part {
             Part::Indexed(x) => match x.indices.iter().position(|i| i == last) {
+                Some(dim) if fname == "lnorm" => {
+                    let tensor =
+                        layer_normalize(&x.tensor, dim as isize).map_err(tensor_err(e.span))?;
+                    Ok(Part::Indexed(Indexed {
+                        tensor,
+                        indices: x.indices,
+                    }))
+                }
                 Some(dim) => {
                     let tensor = x.tensor.softmax(dim as isize).map_err(tensor_err(e.span))?;
                     Ok(Part::Indexed(Indexed {
@@ -779,13 +790,13 @@ impl Interpreter {
                 }
                 None => Err(RuntimeError::new(
                     format!(
-                        "softmax normalises over `{last}` (the `.`-marked or else the last index of the left side), but its argument does not use `{last}`"
+                        "{fname} normalises over `{last}` (the `.`-marked or else the last index of the left side), but its argument does not use `{last}`"
                     ),
                     e.span,
                 )),
             },
             Part::Scalar(_) => Err(RuntimeError::new(
-                format!("softmax normalises over `{last}`, but its argument is a scalar"),
+                format!("{fname} normalises over `{last}`, but its argument is a scalar"),
                 e.span,
             )),
         }
@@ -1843,4 +1854,17 @@ fn show_virtual(t: &str, k: i64) -> String {
         0 => format!("*{t}"),
         _ => format!("*{t}{k:+}"),
     }
+}
+
+/// `lnorm`: (x - mean) / sqrt(variance + 1e-5) along `dim` (no scale or shift).
+fn layer_normalize(x: &Tensor, dim: isize) -> tl_tensor::Result<Tensor> {
+    let mean = x.reduce(ReduceOp::Mean, Some(&[dim]), true)?;
+    let centred = x.binary(TBinary::Sub, &mean)?;
+    let var = centred
+        .binary(TBinary::Mul, &centred)?
+        .reduce(ReduceOp::Mean, Some(&[dim]), true)?;
+    let denom = var
+        .binary(TBinary::Add, &Tensor::scalar(1e-5, DType::F32))?
+        .unary(TUnary::Sqrt)?;
+    centred.binary(TBinary::Div, &denom)
 }
