@@ -155,7 +155,9 @@ impl Interpreter {
                     }
                 }
                 let data: Vec<f32> = rows.into_iter().flatten().map(|x| x as f32).collect();
-                Tensor::from_f32(data, &[n, d]).map_err(|e| RuntimeError::from(e).at(span))?
+                Tensor::from_f32(data, &[n, d])
+                    .and_then(|t| t.to_default_device())
+                    .map_err(|e| RuntimeError::from(e).at(span))?
             }
         };
         if let Some(space) = self.embeddings.get_mut(name) {

@@ -1409,7 +1409,7 @@ fn scatter_dim(
             .max()
             .map_or(0, |m| (m + 1).max(0) as usize),
     };
-    let rows = Tensor::arange(0.0, out_n as f64, 1.0, DType::I64)
+    let rows = host_arange(out_n)
         .and_then(|a| a.reshape(&[out_n as isize, 1]))
         .map_err(&err)?;
     // hit[p, v]: position v lands in cell p.
@@ -1417,7 +1417,13 @@ fn scatter_dim(
         .reshape(&[1, n as isize])
         .and_then(|t| rows.binary(TBinary::Eq, &t))
         .map_err(&err)?;
-    let hitf = hit.cast(DType::F32).map_err(&err)?;
+    // The positions are computed on the host; the masks join `r` on its device.
+    let device = r.device();
+    let hitf = hit
+        .cast(DType::F32)
+        .and_then(|h| h.to_device(device))
+        .map_err(&err)?;
+    let hit = hit.to_device(device).map_err(&err)?;
     let count = hitf
         .reduce(ReduceOp::Sum, Some(&[1]), false)
         .map_err(&err)?;
@@ -1537,7 +1543,7 @@ impl IxExpr {
                 if !shape.is_empty() {
                     shape[pos] = n as isize;
                 }
-                Tensor::arange(0.0, n as f64, 1.0, DType::I64)?.reshape(&shape)
+                host_arange(n)?.reshape(&shape)
             }
             IxExpr::Const(k) => Tensor::from_i64(vec![*k], &[])?.reshape(&vec![1isize; grid.len()]),
             IxExpr::Neg(a) => {
@@ -1840,7 +1846,9 @@ impl Interpreter {
             }
             data[flat] = 1.0;
         }
-        let tensor = Tensor::from_f32(data, &sizes).map_err(tensor_err(atom.span))?;
+        let tensor = Tensor::from_f32(data, &sizes)
+            .and_then(|t| t.to_default_device())
+            .map_err(tensor_err(atom.span))?;
         Ok(Indexed {
             tensor,
             indices: vars,
@@ -1867,4 +1875,10 @@ fn layer_normalize(x: &Tensor, dim: isize) -> tl_tensor::Result<Tensor> {
         .binary(TBinary::Add, &Tensor::scalar(1e-5, DType::F32))?
         .unary(TUnary::Sqrt)?;
     centred.binary(TBinary::Div, &denom)
+}
+
+/// `[0, 1, ..., n-1]` as an int64 tensor on the host (index arithmetic runs there; the index
+/// tensors it makes follow the data to its device).
+fn host_arange(n: usize) -> tl_tensor::Result<Tensor> {
+    Tensor::from_i64((0..n as i64).collect(), &[n])
 }
