@@ -648,6 +648,25 @@ fn pooling_by_integer_division_sums_maxes_and_averages() {
     exec(&mut interp, "V[t+1] += v[t]");
     let vv = vec![0.0, img[0], img[1], img[2]];
     assert_close(&read(&mut interp, "V", &[4]), &vv);
+    // max= leaves cells nothing lands in at 0; any one-variable map groups its positions
+    // (here by residue, not by contiguous blocks).
+    exec(&mut interp, "E[t+2] max= v[t]");
+    let e: Vec<f64> = [0.0, 0.0]
+        .into_iter()
+        .chain(img[0..4].iter().copied())
+        .collect();
+    assert_close(&read(&mut interp, "E", &[6]), &e);
+    exec(&mut interp, "let row = I[1, 0:7]");
+    exec(&mut interp, "Res[x % 3] = row[x]");
+    exec(&mut interp, "ResMax[x % 3] max= row[x]");
+    let mut res = vec![0.0; 3];
+    let mut resmax = vec![f64::NEG_INFINITY; 3];
+    for x in 0..7 {
+        res[x % 3] += img[w + x];
+        resmax[x % 3] = resmax[x % 3].max(img[w + x]);
+    }
+    assert_close(&read(&mut interp, "Res", &[3]), &res);
+    assert_close(&read(&mut interp, "ResMax", &[3]), &resmax);
 }
 
 #[test]

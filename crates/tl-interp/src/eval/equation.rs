@@ -368,8 +368,8 @@ impl Interpreter {
                 self.mentions_index_var(expr)
             }
             ExprKind::Call { callee, args } => {
-                if let Some(rel) = self.relation_callee(callee) {
-                    let _ = rel;
+                // A relation atom is a Boolean tensor of its variables.
+                if self.relation_callee(callee).is_some() {
                     return true;
                 }
                 args.iter().any(|a| self.mentions_index_var(&a.value))
@@ -1389,6 +1389,11 @@ fn finish(
 /// the left side: cells that several positions map to are summed (`=`, `+=`), maxed (`max=`)
 /// or averaged (`avg=`); positions outside `0..size` are dropped; cells no position maps to
 /// are 0. `size` is the existing tensor's, else one past the largest position.
+///
+/// The positions are grouped per cell on the host (index work only, O(n)); the data moves in
+/// one gather: `r`, padded with one neutral slice (0, or -inf for max), is read at a
+/// [cells, K] table of positions (K: the most positions one cell gets, the pad filling the
+/// rest), then reduced over K. So x/2 pooling reads each element once.
 fn scatter_dim(
     r: &Tensor,
     dim: usize,
@@ -1400,85 +1405,74 @@ fn scatter_dim(
 ) -> Result<Tensor> {
     let err = tensor_err(span);
     let n = r.shape()[dim];
-    let target = e.on_grid(&[(var.to_string(), n)]).map_err(&err)?;
+    let target = e
+        .on_grid(&[(var.to_string(), n)])
+        .map_err(&err)?
+        .to_vec_i64();
     let out_n = match size {
         Some(s) => s,
-        None => target
-            .to_vec_i64()
-            .into_iter()
-            .max()
-            .map_or(0, |m| (m + 1).max(0) as usize),
+        None => target.iter().max().map_or(0, |m| (m + 1).max(0) as usize),
     };
-    let rows = host_arange(out_n)
-        .and_then(|a| a.reshape(&[out_n as isize, 1]))
-        .map_err(&err)?;
-    // hit[p, v]: position v lands in cell p.
-    let hit = target
-        .reshape(&[1, n as isize])
-        .and_then(|t| rows.binary(TBinary::Eq, &t))
-        .map_err(&err)?;
-    // The positions are computed on the host; the masks join `r` on its device.
-    let device = r.device();
-    let hitf = hit
-        .cast(DType::F32)
-        .and_then(|h| h.to_device(device))
-        .map_err(&err)?;
-    let hit = hit.to_device(device).map_err(&err)?;
-    let count = hitf
-        .reduce(ReduceOp::Sum, Some(&[1]), false)
-        .map_err(&err)?;
-    let rank = r.rank();
-    let mut along = vec![1isize; rank];
-    along[dim] = out_n as isize;
-    match projection {
-        ReduceOp::Max => {
-            // Move `dim` last, compare every cell with every position, take the max.
-            let mut perm: Vec<isize> = (0..rank as isize).filter(|&d| d != dim as isize).collect();
-            perm.push(dim as isize);
-            let mut inverse = vec![0isize; rank];
-            for (i, &p) in perm.iter().enumerate() {
-                inverse[p as usize] = i as isize;
-            }
-            let moved = r
-                .permute(&perm)
-                .and_then(|t| t.unsqueeze(-2))
-                .map_err(&err)?;
-            let neg = Tensor::scalar(f64::NEG_INFINITY, DType::F32);
-            let masked = Tensor::where_cond(&hit, &moved, &neg).map_err(&err)?;
-            let best = masked
-                .reduce(ReduceOp::Max, Some(&[-1]), false)
-                .map_err(&err)?;
-            let empty = count
-                .binary(TBinary::Eq, &Tensor::scalar(0.0, DType::F32))
-                .map_err(&err)?;
-            let best = Tensor::where_cond(&empty, &Tensor::scalar(0.0, DType::F32), &best)
-                .map_err(&err)?;
-            best.permute(&inverse)
-                .and_then(|t| t.contiguous())
-                .map_err(&err)
-        }
-        _ => {
-            let letters: Vec<char> = (0..rank).map(|d| index_letter(d).unwrap_or('a')).collect();
-            let cell = 'Z';
-            let from: String = letters.iter().collect();
-            let to: String = letters
-                .iter()
-                .enumerate()
-                .map(|(d, &c)| if d == dim { cell } else { c })
-                .collect();
-            let spec = format!("{cell}{},{from}->{to}", letters[dim]);
-            let mut summed = Tensor::einsum(&spec, &[&hitf, r]).map_err(&err)?;
-            if projection == ReduceOp::Mean {
-                let one = Tensor::scalar(1.0, DType::F32);
-                let denom = count
-                    .binary(TBinary::Maximum, &one)
-                    .and_then(|c| c.reshape(&along))
-                    .map_err(&err)?;
-                summed = summed.binary(TBinary::Div, &denom).map_err(&err)?;
-            }
-            Ok(summed)
+    let mut groups: Vec<Vec<i64>> = vec![Vec::new(); out_n];
+    for (v, &p) in target.iter().enumerate() {
+        if p >= 0 && (p as usize) < out_n {
+            groups[p as usize].push(v as i64);
         }
     }
+    let k = groups.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut table = Vec::with_capacity(out_n * k);
+    for g in &groups {
+        table.extend(g.iter().copied());
+        table.extend(std::iter::repeat_n(n as i64, k - g.len()));
+    }
+    let device = r.device();
+    let neutral = if projection == ReduceOp::Max {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    let mut pad_shape = r.shape().to_vec();
+    pad_shape[dim] = 1;
+    let pad = Tensor::full(&pad_shape, neutral, DType::F32)
+        .to_device(device)
+        .map_err(&err)?;
+    let index = Tensor::from_i64(table, &[out_n * k]).map_err(&err)?;
+    let mut grouped_shape: Vec<isize> = r.shape().iter().map(|&x| x as isize).collect();
+    grouped_shape[dim] = out_n as isize;
+    grouped_shape.insert(dim + 1, k as isize);
+    let reduce = if projection == ReduceOp::Max {
+        ReduceOp::Max
+    } else {
+        ReduceOp::Sum
+    };
+    let mut out = Tensor::concat(&[r.clone(), pad], dim as isize)
+        .and_then(|t| t.index_select(dim as isize, &index))
+        .and_then(|t| t.reshape(&grouped_shape))
+        .and_then(|t| t.reduce(reduce, Some(&[dim as isize + 1]), false))
+        .map_err(&err)?;
+    let mut along = vec![1isize; r.rank()];
+    along[dim] = out_n as isize;
+    let counts: Vec<f32> = groups.iter().map(|g| g.len() as f32).collect();
+    match projection {
+        ReduceOp::Max if counts.contains(&0.0) => {
+            // Cells nothing lands in are 0, not -inf.
+            let empty = Tensor::from_bool(counts.iter().map(|&c| c == 0.0).collect(), &[out_n])
+                .and_then(|t| t.reshape(&along))
+                .and_then(|t| t.to_device(device))
+                .map_err(&err)?;
+            out =
+                Tensor::where_cond(&empty, &Tensor::scalar(0.0, DType::F32), &out).map_err(&err)?;
+        }
+        ReduceOp::Mean => {
+            let denom = Tensor::from_f32(counts.iter().map(|&c| c.max(1.0)).collect(), &[out_n])
+                .and_then(|t| t.reshape(&along))
+                .and_then(|t| t.to_device(device))
+                .map_err(&err)?;
+            out = out.binary(TBinary::Div, &denom).map_err(&err)?;
+        }
+        _ => {}
+    }
+    Ok(out)
 }
 
 /// An index expression of a tensor equation: index variables and ints under `+ - * / %`.
