@@ -930,6 +930,21 @@ fn embedding_declarations_and_lookups() {
         ),
         "embedding `G` has `entities: auto`, but no facts name any symbol yet"
     );
+    // `auto` takes the engine's symbols, in the order first stated, at the first use.
+    exec(&mut interp, "Likes(zoe, yan)\nLikes(yan, xia)");
+    exec(&mut interp, "embedding H { entities: auto, dimension: 6 }");
+    exec(&mut interp, "ry[d] = H[yan, d]");
+    let h = read(&mut interp, "H", &[3, 6]);
+    assert_close(&read(&mut interp, "ry", &[6]), &h[6..12]);
+    exec(&mut interp, "rx[d] = H[xia, d]");
+    assert_close(&read(&mut interp, "rx", &[6]), &h[12..18]);
+    for r in 0..3 {
+        let norm: f64 = (0..6).map(|d| h[r * 6 + d] * h[r * 6 + d]).sum();
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "random rows have unit length: {norm}"
+        );
+    }
 }
 
 #[test]
