@@ -508,6 +508,15 @@ fn any_index_free_expression_can_be_indexed() {
     exec(&mut interp, "T[i, j] = transpose(A, 0, 1)[j, i] * 3");
     let reference: Vec<f64> = a.iter().map(|v| v * 3.0).collect();
     assert_close(&read(&mut interp, "T", &[n, m]), &reference);
+    // Index arithmetic on such a term: `t` takes the size of the dimension it shifts.
+    exec(&mut interp, "U[i, t] = transpose(A, 0, 1)[t+1, i]");
+    let mut shifted = vec![0.0; n * m];
+    for i in 0..n {
+        for t in 0..m - 1 {
+            shifted[i * m + t] = a[i * m + t + 1];
+        }
+    }
+    assert_close(&read(&mut interp, "U", &[n, m]), &shifted);
 }
 
 #[test]
