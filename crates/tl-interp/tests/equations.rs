@@ -707,6 +707,24 @@ fn slices_are_anonymous_indices() {
         error(&mut interp, "e[i] = X[i, 0:4] a[0:3]"),
         "a slice has size 4 in `X` but size 3 in `a`"
     );
+    // A left-side slice with an end writes exactly there and must match the right side.
+    exec(&mut interp, "let Y = zeros([3, 8])");
+    exec(&mut interp, "Y[i, 2:6] = X[i, 0:4]");
+    let y: Vec<f64> = (0..n)
+        .flat_map(|i| (0..m).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            if (2..6).contains(&j) {
+                x[i * m + j - 2]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    assert_close(&read(&mut interp, "Y", &[n, m]), &y);
+    assert_eq!(
+        error(&mut interp, "Y[i, 2:5] = X[i, 0:4]"),
+        "the left side's slice has 3 positions but the matching slice of `X` has 4"
+    );
 }
 
 #[test]

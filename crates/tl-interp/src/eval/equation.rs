@@ -163,6 +163,7 @@ impl Interpreter {
             _ => None,
         };
         self.index_sizes(value, indices, existing_now.as_deref(), &mut eq)?;
+        self.lhs_slice_lengths(indices, target.span, &mut eq)?;
         let top_sums = projection == ReduceOp::Sum;
         let rhs = self.eq_part(value, &mut eq, top_sums)?;
         let existing = match self.lookup_var(name) {
@@ -300,8 +301,8 @@ impl Interpreter {
         Ok((vars, exprs, normalized))
     }
 
-    /// A left-side slice `a:b` / `a:b:s`: its start and step (its length comes from the right
-    /// side, where the matching slice or variable is).
+    /// A left-side slice `a:b` / `a:b:s`: its start and step (its length is checked by
+    /// `lhs_slice_lengths`).
     fn lhs_slice(
         &mut self,
         start: &Option<Expr>,
@@ -324,6 +325,47 @@ impl Interpreter {
             ));
         }
         Ok((start, step))
+    }
+
+    /// A left-side slice with an end (`Y[i, 2:5]`) has a length: it must match the right
+    /// side's matching slice, and fixes the slice index's size when nothing else does.
+    fn lhs_slice_lengths(
+        &mut self,
+        indices: &[IndexArg],
+        span: Span,
+        eq: &mut Equation,
+    ) -> Result<()> {
+        let mut slices = 0;
+        for ix in indices {
+            let IndexArg::Slice { start, end, step } = ix else {
+                continue;
+            };
+            let var = format!(":{slices}");
+            slices += 1;
+            let Some(end) = end else { continue };
+            let (a, s) = self.lhs_slice(start, &None, step, span)?;
+            let b = self.const_int(end)?;
+            let len = if b > a {
+                ((b - a + s - 1) / s) as usize
+            } else {
+                0
+            };
+            match eq.sizes.get(&var) {
+                Some((known, owner)) if *known != len => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the left side's slice has {len} positions but the matching slice of `{owner}` has {known}"
+                        ),
+                        span,
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    eq.sizes.insert(var, (len, "the left side".to_string()));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An index-free expression that must give a host int.
