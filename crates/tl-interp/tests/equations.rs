@@ -438,8 +438,8 @@ fn error_cases() {
         ),
         ("Y[i] = A[i, j/0]", "index arithmetic divides by zero"),
         (
-            "Y[i + j] = A[i, j]",
-            "an index expression on the left side of a tensor equation must use exactly one index variable, this one uses 2",
+            "Y[i + j, j] = A[i, j]",
+            "the index `j` appears twice on the left side of a tensor equation",
         ),
         (
             "Y[i] = A[i, j'.]",
@@ -1023,4 +1023,34 @@ fn lnorm_normalises_over_the_marked_or_last_index() {
         .map(|(e, p)| y[p * d + e])
         .collect();
     assert_close(&read(&mut interp, "Z", &[d, n]), &z);
+}
+
+#[test]
+fn left_side_arithmetic_over_several_variables_flattens() {
+    let (p, h, k) = (3, 4, 5);
+    let mut interp = repl();
+    let mut rng = Rng::new(19);
+    let a = random_tensor(&mut interp, &mut rng, "Attn", &[p, h, k]);
+    // Concatenating the heads (the paper's concat): column h*K + v.
+    exec(&mut interp, "let K = 5");
+    exec(&mut interp, "Merged[q, c*K + v] = Attn[q, c, v]");
+    assert_close(&read(&mut interp, "Merged", &[p, h * k]), &a);
+    // Several positions landing on one cell add: anti-diagonal sums of a matrix.
+    let m = random_tensor(&mut interp, &mut rng, "M", &[4, 3]);
+    exec(&mut interp, "Anti[i + j] = M[i, j]");
+    let mut anti = vec![0.0; 6];
+    for i in 0..4 {
+        for j in 0..3 {
+            anti[i + j] += m[i * 3 + j];
+        }
+    }
+    assert_close(&read(&mut interp, "Anti", &[6]), &anti);
+    exec(&mut interp, "AntiMax[i + j] max= M[i, j]");
+    let mut amax = vec![f64::NEG_INFINITY; 6];
+    for i in 0..4 {
+        for j in 0..3 {
+            amax[i + j] = amax[i + j].max(m[i * 3 + j]);
+        }
+    }
+    assert_close(&read(&mut interp, "AntiMax", &[6]), &amax);
 }

@@ -37,8 +37,8 @@
 //!   range is the size of a dimension it indexes bare on the right side, else of the left-side
 //!   dimension it names (when the tensor exists), else of the first dimension whose index uses
 //!   it. A right-side term with arithmetic is one gather (positions outside read 0); a
-//!   left-side dimension with arithmetic (one variable) scatters its variable's values to the
-//!   positions it gives, combining collisions with the equation's projection.
+//!   left-side dimension with arithmetic (of one or more variables) scatters its variables'
+//!   values to the positions it gives, combining collisions with the equation's projection.
 //! - **Slices** are anonymous indices: the k-th slice of every term and of the left side.
 //! - **`p'.`** marks the index softmax normalises over (or, with no softmax, the sum divides by).
 //! - **`*t`** runs the equation for each t with only the current value of the tensor kept.
@@ -74,7 +74,7 @@ struct Equation {
     lhs: Vec<String>,
     /// For each left-side dimension, the index expression when it is not a bare variable
     /// (`x/2`, `t+1`, a slice), as a function of that dimension's variable.
-    lhs_exprs: Vec<Option<IxExpr>>,
+    lhs_exprs: Vec<Option<LhsExpr>>,
     /// The index marked `p'.` on the left side, if any, and whether a `softmax` used it.
     normalized: Option<String>,
     softmax_used: bool,
@@ -220,13 +220,13 @@ impl Interpreter {
         &mut self,
         indices: &[IndexArg],
         span: Span,
-    ) -> Result<(Vec<String>, Vec<Option<IxExpr>>, Option<String>)> {
+    ) -> Result<(Vec<String>, Vec<Option<LhsExpr>>, Option<String>)> {
         let mut vars: Vec<String> = Vec::with_capacity(indices.len());
         let mut exprs = Vec::with_capacity(indices.len());
         let mut normalized: Option<String> = None;
         let mut slices = 0;
         for ix in indices {
-            let (var, expr) = match ix {
+            let (dim_vars, expr): (Vec<String>, Option<IxExpr>) = match ix {
                 IndexArg::Normalized(n) => {
                     if let Some(first) = &normalized {
                         return Err(RuntimeError::new(
@@ -237,7 +237,7 @@ impl Interpreter {
                         ));
                     }
                     normalized = Some(n.clone());
-                    (n.clone(), None)
+                    (vec![n.clone()], None)
                 }
                 IndexArg::Virtual(n, _) => {
                     return Err(RuntimeError::new(
@@ -250,24 +250,15 @@ impl Interpreter {
                     slices += 1;
                     let (start, step) = self.lhs_slice(start, end, step, span)?;
                     let expr = IxExpr::affine(start, step, &var);
-                    (var, Some(expr))
+                    (vec![var], Some(expr))
                 }
                 IndexArg::Expr(e) => match &e.kind {
-                    ExprKind::Name(n) if !self.is_constant_index(n) => (n.clone(), None),
+                    ExprKind::Name(n) if !self.is_constant_index(n) => (vec![n.clone()], None),
                     _ if self.mentions_index_var(e) => {
                         let expr = self.ix_expr(e)?;
                         let mut names = Vec::new();
                         expr.vars(&mut names);
-                        let [var] = names.as_slice() else {
-                            return Err(RuntimeError::new(
-                                format!(
-                                    "an index expression on the left side of a tensor equation must use exactly one index variable, this one uses {}",
-                                    names.len()
-                                ),
-                                e.span,
-                            ));
-                        };
-                        (var.clone(), Some(expr))
+                        (names, Some(expr))
                     }
                     _ => {
                         return Err(unsupported(
@@ -277,16 +268,18 @@ impl Interpreter {
                     }
                 },
             };
-            if vars.contains(&var) {
-                return Err(RuntimeError::new(
-                    format!(
-                        "the index `{var}` appears twice on the left side of a tensor equation"
-                    ),
-                    span,
-                ));
+            for var in &dim_vars {
+                if vars.contains(var) {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the index `{var}` appears twice on the left side of a tensor equation"
+                        ),
+                        span,
+                    ));
+                }
+                vars.push(var.clone());
             }
-            vars.push(var);
-            exprs.push(expr);
+            exprs.push(expr.map(|e| (dim_vars, e)));
         }
         if let Some(n) = &normalized
             && exprs.iter().any(Option::is_some)
@@ -1250,6 +1243,10 @@ impl Interpreter {
     }
 }
 
+/// A left-side dimension with index arithmetic: its variables (consecutive in `Equation::lhs`)
+/// and the expression of them (`h*K + v`, `x/2`).
+type LhsExpr = (Vec<String>, IxExpr);
+
 /// How one dimension of a right-side term is indexed.
 enum TermDim {
     Var(String),
@@ -1384,7 +1381,9 @@ fn finish(
         match eq.sizes.get(ix) {
             Some((size, _)) => shape.push(*size),
             None => match existing {
-                Some(t) if t.rank() == eq.lhs.len() => shape.push(t.shape()[pos]),
+                Some(t) if t.rank() == eq.lhs.len() && eq.lhs_exprs.iter().all(Option::is_none) => {
+                    shape.push(t.shape()[pos])
+                }
                 _ => {
                     return Err(RuntimeError::new(
                         format!(
@@ -1405,13 +1404,41 @@ fn finish(
         .and_then(|t| t.contiguous())
         .and_then(|t| t.cast(DType::F32))
         .map_err(tensor_err(span))?;
-    for (dim, e) in eq.lhs_exprs.iter().enumerate() {
-        if let Some(e) = e {
-            let size = existing
-                .filter(|t| t.rank() == eq.lhs.len())
-                .map(|t| t.shape()[dim]);
-            out = scatter_dim(&out, dim, e, &eq.lhs[dim], size, eq.projection, span)?;
-        }
+    // Left-side arithmetic, last dimension first so that earlier axes keep their positions:
+    // the axes of the dimension's variables merge into one, then move to their positions.
+    let dims = eq.lhs_exprs.len();
+    let mut first_axis = Vec::with_capacity(dims);
+    let mut axis = 0;
+    for e in &eq.lhs_exprs {
+        first_axis.push(axis);
+        axis += e.as_ref().map_or(1, |(vars, _)| vars.len());
+    }
+    for dim in (0..dims).rev() {
+        let Some((vars, e)) = &eq.lhs_exprs[dim] else {
+            continue;
+        };
+        let a = first_axis[dim];
+        let err = tensor_err(span);
+        let grid: Vec<(String, usize)> = vars
+            .iter()
+            .map(|v| (v.clone(), eq.sizes.get(v).map_or(1, |s| s.0)))
+            .collect();
+        let grid_shape: Vec<usize> = grid.iter().map(|g| g.1).collect();
+        let merged: usize = grid_shape.iter().product();
+        // (A left-side index expression always has a variable: constants are refused.)
+        let targets = e
+            .on_grid(&grid)
+            .and_then(|t| t.broadcast_to(&grid_shape))
+            .and_then(|t| t.contiguous())
+            .map_err(&err)?
+            .to_vec_i64();
+        let mut shape: Vec<isize> = out.shape().iter().map(|&x| x as isize).collect();
+        shape.splice(a..a + vars.len(), [merged as isize]);
+        let flat = out.reshape(&shape).map_err(&err)?;
+        let size = existing
+            .filter(|t| t.rank() == dims)
+            .map(|t| t.shape()[dim]);
+        out = scatter_dim(&flat, a, &targets, size, eq.projection, span)?;
     }
     if let Some(n) = &eq.normalized
         && !eq.softmax_used
@@ -1432,7 +1459,7 @@ fn finish(
     Ok(out)
 }
 
-/// Moves dimension `dim` of `r` (indexed by the variable `var`) to the positions `e(var)` of
+/// Moves dimension `dim` of `r` to the positions `target` (one per element along `dim`) of
 /// the left side: cells that several positions map to are summed (`=`, `+=`), maxed (`max=`)
 /// or averaged (`avg=`); positions outside `0..size` are dropped; cells no position maps to
 /// are 0. `size` is the existing tensor's, else one past the largest position.
@@ -1444,18 +1471,13 @@ fn finish(
 fn scatter_dim(
     r: &Tensor,
     dim: usize,
-    e: &IxExpr,
-    var: &str,
+    target: &[i64],
     size: Option<usize>,
     projection: ReduceOp,
     span: Span,
 ) -> Result<Tensor> {
     let err = tensor_err(span);
     let n = r.shape()[dim];
-    let target = e
-        .on_grid(&[(var.to_string(), n)])
-        .map_err(&err)?
-        .to_vec_i64();
     let out_n = match size {
         Some(s) => s,
         None => target.iter().max().map_or(0, |m| (m + 1).max(0) as usize),
