@@ -509,7 +509,9 @@ fn any_index_free_expression_can_be_indexed() {
     let reference: Vec<f64> = a.iter().map(|v| v * 3.0).collect();
     assert_close(&read(&mut interp, "T", &[n, m]), &reference);
     // Index arithmetic on such a term: `t` takes the size of the dimension it shifts.
-    exec(&mut interp, "U[i, t] = transpose(A, 0, 1)[t+1, i]");
+    exec(&mut interp, "struct Holder { w: float32[?, ?] }");
+    exec(&mut interp, "let hold = Holder { w: transpose(A, 0, 1) }");
+    exec(&mut interp, "U[i, t] = hold.w[t+1, i]");
     let mut shifted = vec![0.0; n * m];
     for i in 0..n {
         for t in 0..m - 1 {

@@ -556,11 +556,14 @@ impl Interpreter {
                     Some(Value::Tensor(t)) if t.rank() == indices.len() => t.shape().to_vec(),
                     _ => continue,
                 },
-                // `model.w[..]`, `transpose(A, 0, 1)[..]`: the shape of the value.
-                _ if !self.mentions_index_var(base) => match self.eval(base)? {
-                    Value::Tensor(t) if t.rank() == indices.len() => t.shape().to_vec(),
-                    _ => continue,
-                },
+                // `model.w[..]`: the shape of the member (calls are not run twice; their
+                // terms take sizes when they are evaluated).
+                ExprKind::Member { .. } if !self.mentions_index_var(base) => {
+                    match self.eval(base)? {
+                        Value::Tensor(t) if t.rank() == indices.len() => t.shape().to_vec(),
+                        _ => continue,
+                    }
+                }
                 _ => continue,
             };
             let tname = expr_label(base);
