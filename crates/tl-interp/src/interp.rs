@@ -137,6 +137,8 @@ pub struct Interpreter {
     pub(crate) relations: HashSet<String>,
     /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
     pub(crate) logic: tl_logic::Engine,
+    /// Declared embedding spaces by name (`crate::eval::embedding`).
+    pub(crate) embeddings: HashMap<String, crate::eval::embedding::EmbeddingSpace>,
     /// Block scopes of the function now running (innermost last); empty at top level.
     pub(crate) scopes: Vec<Scope>,
     pub(crate) depth: usize,
@@ -165,6 +167,7 @@ impl Interpreter {
             methods: HashMap::new(),
             relations: HashSet::new(),
             logic: tl_logic::Engine::new(),
+            embeddings: HashMap::new(),
             scopes: Vec::new(),
             depth: 0,
             current_span: Span::default(),
@@ -479,6 +482,10 @@ impl Interpreter {
             }
             TopItem::Relation(decl, span) => {
                 self.exec_relation_decl(decl, *span)?;
+                Ok(None)
+            }
+            TopItem::Embedding(decl, span) => {
+                self.exec_embedding_decl(decl, *span)?;
                 Ok(None)
             }
             TopItem::Unsupported(what, span) => Err(RuntimeError::new(
