@@ -13,7 +13,7 @@ set -u
 R=target-cudarun
 TL=$R/tl
 export XDG_CACHE_HOME="$PWD/$R/cache" PYTHONPATH="$PWD/$R/py:${PYTHONPATH:-}"
-STEPS=${STEPS:-"tests tiny models logits bench"}
+STEPS=${STEPS:-"tests tiny examples models logits bench"}
 PROMPT=${PROMPT:-512}
 GEN=${GEN:-128}
 M=/tmp/tl-models
@@ -46,6 +46,25 @@ print(f"  {v}: cuda greedy vs transformers: {same}/32 tokens equal; cuda vs cpu:
       f"{'identical' if open(cpu).read() == open(cuda).read() else 'differ'}")
 if not isinstance(g_cuda, list): print("  cuda output:", g_cuda)
 PY
+  done
+fi
+
+if has examples; then
+  stamp "examples and logic programs: cpu vs cuda"
+  for f in examples/*.tl examples/logic/*.tl; do
+    [ "$(basename $f)" = errors.tl ] && continue
+    $TL run "$f" > /tmp/ex_cpu.txt 2>&1
+    $TL run "$f" --device cuda > /tmp/ex_cuda.txt 2>&1
+    if cmp -s /tmp/ex_cpu.txt /tmp/ex_cuda.txt; then echo "  $f: identical"; else echo "  $f: DIFFERS; cuda printed:"; tail -4 /tmp/ex_cuda.txt; fi
+  done
+  for f in tests/programs/logic_*.tl; do
+    out=${f%.tl}.out; [ -f "$out" ] || continue
+    flags=$(sed -n 's|^// tl-flags: ||p' "$f" | head -1)
+    if $TL run "$f" $flags --device cuda --logic-tensors dense 2>&1 | cmp -s - "$out"; then echo "  $f dense on cuda: matches .out"; else echo "  $f dense on cuda: DIFFERS"; fi
+  done
+  stamp "dense transitive closure (2000 nodes): cuda tensors vs cpu tensors vs tuples"
+  for mode in "--logic-tensors dense --device cuda" "--logic-tensors dense" "--logic-tensors sparse"; do
+    /usr/bin/time -f "  $mode: %e s wall, %M KB peak" $TL run tools/bench/logic_dense.tl $mode > /tmp/logic_out.txt 2>/tmp/logic_time.txt; tail -1 /tmp/logic_time.txt; tail -2 /tmp/logic_out.txt | head -1
   done
 fi
 
