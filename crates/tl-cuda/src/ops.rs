@@ -632,6 +632,10 @@ impl Backend for CudaBackend {
         self.static_self()?.linear_impl(x, w, b)
     }
 
+    fn linear_many(&self, x: &Tensor, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
+        self.static_self()?.linear_many_impl(x, ws)
+    }
+
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let (me, s) = self.stream()?;
         crate::blas::matmul(me, &s, a, b)

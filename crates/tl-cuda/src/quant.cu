@@ -289,35 +289,25 @@ extern "C" __global__ void tl_matvec_f(void* y, int ydt, const float* x, int m, 
 // lanes take the row's 16-byte chunks (float weights, `vec` layouts only) or 32-value groups
 // (packed weights) in turn, and only a warp shuffle reduces: no shared memory, no barrier.
 #define MV1_WARPS 8
-extern "C" __global__ void tl_matvec_f1(void* y, int ydt, const float* x, const void* w, int wdt, i64 n_out, i64 k,
-                                        i64 row_stride, const void* bias, int bdt) {
-    int lane = threadIdx.x & 31;
-    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
-    if (n >= n_out) return;
+
+// A warp's dot product of float row `w + off` (16-byte aligned, k % 8 == 0) with x.
+__device__ __forceinline__ float dot_row_f(const void* w, int wdt, i64 off, const float* x, i64 k, int lane) {
     float acc = 0.0f;
     i64 chunks = k / 8;
 #pragma unroll 4
     for (i64 c = lane; c < chunks; c += 32) {
         float wv[8];
-        load8(w, wdt, n * row_stride + c * 8, 1, wv);
+        load8(w, wdt, off + c * 8, 1, wv);
         const float4* xp = (const float4*)(x + c * 8);
         float4 a = xp[0], b = xp[1];
         acc += wv[0] * a.x + wv[1] * a.y + wv[2] * a.z + wv[3] * a.w + wv[4] * b.x + wv[5] * b.y + wv[6] * b.z +
                wv[7] * b.w;
     }
-    acc = warp_sum(acc);
-    if (lane == 0) {
-        if (bias) acc += ldf(bias, bdt, n);
-        stf(y, ydt, n, acc);
-    }
+    return warp_sum(acc);
 }
 
-extern "C" __global__ void tl_matvec_q1(void* y, int ydt, const float* x, const unsigned char* w, int qt, i64 n_out,
-                                        i64 groups, i64 row_bytes, const void* bias, int bdt) {
-    int lane = threadIdx.x & 31;
-    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
-    if (n >= n_out) return;
-    const unsigned char* row = w + n * row_bytes;
+// A warp's dot product of a packed row with x.
+__device__ __forceinline__ float dot_row_q(const unsigned char* row, int qt, const float* x, i64 groups, int lane) {
     float acc = 0.0f;
     for (i64 g = lane; g < groups; g += 32) {
         float v[32];
@@ -329,9 +319,67 @@ extern "C" __global__ void tl_matvec_q1(void* y, int ydt, const float* x, const 
             acc += v[4 * l] * q.x + v[4 * l + 1] * q.y + v[4 * l + 2] * q.z + v[4 * l + 3] * q.w;
         }
     }
-    acc = warp_sum(acc);
+    return warp_sum(acc);
+}
+
+extern "C" __global__ void tl_matvec_f1(void* y, int ydt, const float* x, const void* w, int wdt, i64 n_out, i64 k,
+                                        i64 row_stride, const void* bias, int bdt) {
+    int lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
+    if (n >= n_out) return;
+    float acc = dot_row_f(w, wdt, n * row_stride, x, k, lane);
     if (lane == 0) {
         if (bias) acc += ldf(bias, bdt, n);
         stf(y, ydt, n, acc);
     }
+}
+
+extern "C" __global__ void tl_matvec_q1(void* y, int ydt, const float* x, const unsigned char* w, int qt, i64 n_out,
+                                        i64 groups, i64 row_bytes, const void* bias, int bdt) {
+    int lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
+    if (n >= n_out) return;
+    float acc = dot_row_q(w + n * row_bytes, qt, x, groups, lane);
+    if (lane == 0) {
+        if (bias) acc += ldf(bias, bdt, n);
+        stf(y, ydt, n, acc);
+    }
+}
+
+// Up to three weights of one type read by one launch for one input row (a layer's Q, K and V
+// projections, or its gate and up projections): output feature n of the launch is feature
+// n - (features before it) of the part it falls in. `step` is each part's row stride, in
+// elements (float) or bytes (packed).
+struct Parts {
+    const unsigned char* w[3];
+    void* y[3];
+    i64 n[3];
+    i64 step[3];
+    int count;
+};
+
+__device__ __forceinline__ int part_of(const Parts& p, i64* n) {
+    for (int i = 0; i < p.count; ++i) {
+        if (*n < p.n[i]) return i;
+        *n -= p.n[i];
+    }
+    return -1;
+}
+
+extern "C" __global__ void tl_matvec_f1_parts(int ydt, const float* x, Parts p, int wdt, i64 k) {
+    int lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
+    int i = part_of(p, &n);
+    if (i < 0) return;
+    float acc = dot_row_f(p.w[i], wdt, n * p.step[i], x, k, lane);
+    if (lane == 0) stf(p.y[i], ydt, n, acc);
+}
+
+extern "C" __global__ void tl_matvec_q1_parts(int ydt, const float* x, Parts p, int qt, i64 groups) {
+    int lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
+    int i = part_of(p, &n);
+    if (i < 0) return;
+    float acc = dot_row_q(p.w[i] + n * p.step[i], qt, x, groups, lane);
+    if (lane == 0) stf(p.y[i], ydt, n, acc);
 }

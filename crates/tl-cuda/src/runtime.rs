@@ -28,6 +28,8 @@ const KERNEL_NAMES: &[&str] = &[
     "tl_matvec_f",
     "tl_matvec_q1",
     "tl_matvec_f1",
+    "tl_matvec_q1_parts",
+    "tl_matvec_f1_parts",
     "tl_fill",
     "tl_copy",
     "tl_unary",
@@ -622,19 +624,23 @@ impl Args {
         self.slots.push(vec![v.to_bits()]);
         self
     }
-    pub(crate) fn lay(&mut self, l: &Lay) -> &mut Self {
-        let words = std::mem::size_of::<Lay>().div_ceil(8);
-        let mut slot = vec![0u64; words];
-        // SAFETY: `Lay` is plain old data of size_of::<Lay>() bytes and the slot is larger.
+    /// A plain-old-data struct passed by value (its C twin has the same layout).
+    pub(crate) fn pod<T: Copy>(&mut self, v: &T) -> &mut Self {
+        let mut slot = vec![0u64; std::mem::size_of::<T>().div_ceil(8)];
+        // SAFETY: `T` is plain old data and the slot holds at least its size.
         unsafe {
             std::ptr::copy_nonoverlapping(
-                l as *const Lay as *const u8,
+                v as *const T as *const u8,
                 slot.as_mut_ptr() as *mut u8,
-                std::mem::size_of::<Lay>(),
+                std::mem::size_of::<T>(),
             );
         }
         self.slots.push(slot);
         self
+    }
+
+    pub(crate) fn lay(&mut self, l: &Lay) -> &mut Self {
+        self.pod(l)
     }
 }
 

@@ -825,3 +825,46 @@ fn split_decoding_attention_matches_cpu() {
         );
     }
 }
+
+#[test]
+fn linear_with_several_weights_matches_one_linear_each() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(45);
+    let in_f = 256;
+    // One input row and one weight type: one launch; otherwise one `linear` per weight.
+    for (m, kinds) in [
+        (1, [DType::F16; 3]),
+        (1, [DType::Q4_K; 3]),
+        (1, [DType::Q8_0; 3]),
+        (1, [DType::BF16, DType::F16, DType::F16]),
+        (3, [DType::F16; 3]),
+    ] {
+        let ws: Vec<Tensor> = [96, 32, 32]
+            .iter()
+            .zip(kinds)
+            .map(
+                |(&out_f, dt)| match dt.ggml_type().filter(|k| k.is_quantized()) {
+                    Some(kind) => Tensor::from_quantized(
+                        kind,
+                        packed(&mut r, kind, out_f, in_f).into(),
+                        &[out_f, in_f],
+                    )
+                    .unwrap(),
+                    None => uniform(&mut r, &[out_f, in_f], -1.0, 1.0, dt),
+                },
+            )
+            .collect();
+        let x = uniform(&mut r, &[m, in_f], -1.0, 1.0, DType::F32);
+        let wd: Vec<Tensor> = ws.iter().map(dev).collect();
+        let ys = dev(&x).linear_many(&wd.iter().collect::<Vec<_>>()).unwrap();
+        for (i, (y, w)) in ys.iter().zip(&wd).enumerate() {
+            check(
+                &format!("linear_many m={m} {kinds:?} part {i}"),
+                y,
+                &dev(&x).linear(w, None).unwrap().to_host().unwrap(),
+            );
+        }
+    }
+}

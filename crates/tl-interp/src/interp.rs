@@ -298,7 +298,7 @@ impl Interpreter {
             let steps = (c.tokens_sampled - 1) as f64;
             let d = last.since(&first);
             out.push_str(&format!(
-                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} device submissions, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
+                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} device submissions, {:.1} tensor ops, {:.1} allocations ({:.0} bytes), {:.0} bytes host to device, {:.0} bytes device to host\n",
                 c.tokens_sampled,
                 d.host_reads as f64 / steps,
                 d.syncs as f64 / steps,
@@ -306,7 +306,9 @@ impl Interpreter {
                 d.submissions as f64 / steps,
                 d.ops_dispatched as f64 / steps,
                 d.allocations as f64 / steps,
-                d.bytes_allocated as f64 / steps
+                d.bytes_allocated as f64 / steps,
+                d.host_to_device_bytes as f64 / steps,
+                d.device_to_host_bytes as f64 / steps
             ));
         }
         out

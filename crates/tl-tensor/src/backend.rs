@@ -135,5 +135,12 @@ pub trait Backend: Send + Sync {
         crate::ops::linalg::linear_via_matmul(x, w, b)
     }
 
+    /// `x @ w^T` for each of `ws` (arguments checked by `Tensor::linear_many`). The default is
+    /// one `linear` per weight; a backend may read all the weights in one pass (one launch for
+    /// a layer's Q/K/V projections).
+    fn linear_many(&self, x: &Tensor, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
+        ws.iter().map(|w| self.linear(x, w, None)).collect()
+    }
+
     // --- linear algebra and neural ops go above this line ---
 }

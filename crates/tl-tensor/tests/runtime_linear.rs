@@ -262,3 +262,29 @@ fn linear_argument_errors() {
     let e = x.linear(&w, Some(&b)).unwrap_err().to_string();
     assert!(e.contains("bias [3] does not match"), "{e}");
 }
+
+#[test]
+fn linear_many_gives_each_linear_and_checks_every_weight() {
+    let mut r = rng(90);
+    let x = Tensor::from_f64(&values(&mut r, 2 * 64), &[2, 64], DType::F32).unwrap();
+    let wq = Tensor::from_f64(&values(&mut r, 48 * 64), &[48, 64], DType::F16).unwrap();
+    let wk = Tensor::from_f64(&values(&mut r, 16 * 64), &[16, 64], DType::F16).unwrap();
+    let wp = Tensor::from_f64(&values(&mut r, 32 * 64), &[32, 64], DType::F32)
+        .unwrap()
+        .cast(DType::Q8_0)
+        .unwrap();
+    let ys = x.linear_many(&[&wq, &wk, &wp]).unwrap();
+    assert_eq!(ys.len(), 3);
+    for (y, w) in ys.iter().zip([&wq, &wk, &wp]) {
+        let one = x.linear(w, None).unwrap();
+        assert_eq!((y.shape(), y.dtype()), (one.shape(), one.dtype()));
+        assert_eq!(y.to_vec_f64(), one.to_vec_f64());
+    }
+    // A weight whose in-features disagree is named, whichever its place in the list.
+    let bad = Tensor::from_f64(&values(&mut r, 8 * 63), &[8, 63], DType::F32).unwrap();
+    let e = x.linear_many(&[&wq, &bad]).unwrap_err().to_string();
+    assert!(
+        e.contains("[2, 64]") && e.contains("[8, 63]") && e.contains("input features"),
+        "{e}"
+    );
+}

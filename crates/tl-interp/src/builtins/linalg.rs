@@ -24,13 +24,17 @@ pub static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "linear",
-        signature: "linear(x: tensor, w: tensor, b: tensor = none) -> tensor",
+        signature: "linear(x: tensor, w: tensor | list, b: tensor = none) -> tensor | list",
         category: "linear algebra",
         doc: "A fully connected layer: x @ transpose(w) + b. The weight `w` is stored [out, in] \
               as in PyTorch and GGUF files, so x of shape [..., in] gives [..., out]; the \
               optional bias `b` (third argument or `bias:`) has shape [out]. The result has the \
-              promoted dtype of x and w. Errors: x's last dim differing from w's in-features \
-              (shapes named), a bias of the wrong size, a w that is not 2-D.",
+              promoted dtype of x and w (x's dtype for a quantized w). With a list of weights \
+              (no bias), the result is the list of x @ transpose(w) for each: \
+              `linear(h, [wq, wk, wv])` gives [q, k, v], and the CUDA backend reads the weights \
+              in one launch for one input row when they share a type. Errors: x's last dim \
+              differing from w's in-features (shapes named), a bias of the wrong size or given \
+              with a list, a w that is not 2-D.",
         func: linear,
     },
     Builtin {
@@ -79,6 +83,19 @@ fn linear(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     args.expect_named(&["bias"])?;
     args.expect_count(2, 3)?;
     let x = args.tensor(0)?;
+    if let Some(Value::List(items)) = args.get(1)
+        && items.iter().all(|v| matches!(v, Value::Tensor(_)))
+    {
+        if args.opt_tensor(2, "bias")?.is_some() {
+            return Err(args.arg_error(2, "a bias is not taken with a list of weights"));
+        }
+        let ws: Vec<Tensor> = items.iter().filter_map(crate::convert::to_tensor).collect();
+        let refs: Vec<&Tensor> = ws.iter().collect();
+        let ys = at_call(args, x.linear_many(&refs))?;
+        return Ok(Value::List(std::rc::Rc::new(
+            ys.into_iter().map(Value::Tensor).collect(),
+        )));
+    }
     let w = args.tensor(1)?;
     let b = args.opt_tensor(2, "bias")?;
     at_call(args, x.linear(&w, b.as_ref())).map(Value::Tensor)

@@ -129,6 +129,22 @@ impl Tensor {
     /// is float. The result has `self`'s leading dims and the promoted float dtype (`self`'s
     /// dtype for a quantized `w`).
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        self.check_linear(w, b)?;
+        self.backend().linear(self, w, b)
+    }
+
+    /// `self @ w^T` for each weight of `ws` (each as in [`Tensor::linear`], no bias): one
+    /// result per weight, computed in one pass over the weights where the backend can (the
+    /// CUDA backend does for one input row and weights of one type).
+    pub fn linear_many(&self, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
+        for w in ws {
+            self.check_linear(w, None)?;
+        }
+        self.backend().linear_many(self, ws)
+    }
+
+    /// The argument checks of [`Tensor::linear`].
+    fn check_linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<()> {
         crate::ops::refuse_quantized("linear (as input)", &[self])?;
         if let Some(b) = b {
             crate::ops::refuse_quantized("linear (as bias)", &[b])?;
@@ -164,7 +180,7 @@ impl Tensor {
                 out_f
             );
         }
-        self.backend().linear(self, w, b)
+        Ok(())
     }
 }
 
