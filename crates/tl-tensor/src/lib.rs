@@ -7,6 +7,7 @@
 //! [`quant`] (dequantize, quantize, packed mat-vec kernels); tensors of a quantized dtype
 //! (`q4_0`, ...) stay packed and are read directly by `linear`, `embedding` and casts.
 
+pub mod autograd;
 pub mod backend;
 pub mod cpu;
 pub mod device;
@@ -16,6 +17,7 @@ mod format;
 pub mod hostbuf;
 pub mod layout;
 pub mod ops;
+pub mod optim;
 pub mod quant;
 pub mod random;
 pub mod stats;

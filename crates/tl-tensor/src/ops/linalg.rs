@@ -121,7 +121,10 @@ impl Tensor {
         if sb.len() > 1 {
             shape.push(sb[sb.len() - 1]);
         }
-        Ok(out.with_layout(Layout::contiguous(&shape)))
+        let out = out.with_layout(Layout::contiguous(&shape));
+        Ok(crate::autograd::record(out, &[self, other], || {
+            crate::autograd::Op::Matmul
+        }))
     }
 
     /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape `[out]`. `self` is a float
@@ -164,7 +167,13 @@ impl Tensor {
                 out_f
             );
         }
-        self.backend().linear(self, w, b)
+        let out = {
+            let _off = crate::autograd::no_grad();
+            self.backend().linear(self, w, b)
+        };
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        crate::autograd::record_ok(out, &inputs, || crate::autograd::Op::Linear)
     }
 }
 
