@@ -70,6 +70,9 @@ Examples:
         /// Print a derivation (proof tree) under every answer of a logic query
         #[arg(long)]
         explain: bool,
+        /// Print no per-epoch progress from `learn` blocks
+        #[arg(long)]
+        quiet: bool,
         /// Arguments for the program, after `--`; the program reads them with `args()`
         #[arg(last = true)]
         args: Vec<String>,
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
             test,
             bench,
             explain,
+            quiet,
             args,
         } => {
             let device = match start_device(device) {
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
                 stats,
                 device,
                 explain,
+                quiet,
             };
             run(&file, options, test, bench)
         }
@@ -270,6 +275,7 @@ fn main() -> ExitCode {
                 stats,
                 device,
                 explain: false,
+                quiet: false,
             };
             run(&program, options, false, false)
         }

@@ -7,6 +7,7 @@ pub(crate) use call::arity_message;
 mod equation;
 mod expr;
 mod index;
+pub(crate) mod learn;
 pub(crate) mod logic;
 mod ops;
 mod stmt;
