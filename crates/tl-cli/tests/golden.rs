@@ -290,7 +290,8 @@ fn programs() {
 #[test]
 fn examples() {
     let root = repo_root();
-    let cases = programs_in(&root, "examples", "tests/examples");
+    let mut cases = programs_in(&root, "examples", "tests/examples");
+    cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
     assert!(cases.len() >= 8, "only {} examples", cases.len());
     run_all(&cases);
     for case in &cases {
@@ -334,6 +335,7 @@ fn check_agrees_with_run() {
     let root = repo_root();
     let mut cases = programs_in(&root, "tests/programs", "tests/programs");
     cases.extend(programs_in(&root, "examples", "tests/examples"));
+    cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
     let mut failures = Vec::new();
     for case in &cases {
         let stem = Path::new(&case.program)

@@ -338,7 +338,7 @@ impl Interpreter {
                 if converged {
                     if !quiet {
                         eprintln!(
-                            "converged at epoch {} (the loss changed by at most {}), {:.2} s in all",
+                            "converged at epoch {} (the loss changed by at most {:e}), {:.2} s in all",
                             epoch + 1,
                             tolerance.unwrap_or(0.0),
                             started.elapsed().as_secs_f64()
