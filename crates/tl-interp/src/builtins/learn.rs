@@ -112,6 +112,12 @@ fn grad(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
             )));
         }
     };
+    if loss.numel() != 1 {
+        return Err(args.error(format!(
+            "the function must return a one-element tensor (a loss), got shape {:?}",
+            loss.shape()
+        )));
+    }
     let refs: Vec<&Tensor> = leaves.iter().collect();
     let grads = tl_tensor::autograd::backward(&loss, &refs).map_err(|e| args.error(e.0))?;
     Ok(wrap(grads, as_list))
