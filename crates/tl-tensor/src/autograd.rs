@@ -855,11 +855,11 @@ fn einsum_back(
             continue;
         }
         let mine = &labels[i];
-        for (j, l) in mine.iter().enumerate() {
-            if mine[..j].contains(l) {
-                bail!(
-                    "not supported yet: the gradient of an einsum that repeats an index within one operand"
-                );
+        // Labels in order of first occurrence (a repeated label is a diagonal of the operand).
+        let mut uniq: Vec<u32> = Vec::with_capacity(mine.len());
+        for l in mine {
+            if !uniq.contains(l) {
+                uniq.push(*l);
             }
         }
         let available = |l: &u32| {
@@ -869,7 +869,7 @@ fn einsum_back(
                     .enumerate()
                     .any(|(j, ls)| j != i && ls.contains(l))
         };
-        let target: Vec<u32> = mine.iter().copied().filter(available).collect();
+        let target: Vec<u32> = uniq.iter().copied().filter(available).collect();
         let mut terms = vec![word(output)];
         let mut ops: Vec<&Tensor> = vec![g];
         for (j, o) in x.iter().enumerate() {
@@ -879,18 +879,35 @@ fn einsum_back(
             }
         }
         let spec = format!("{}->{}", terms.join(","), word(&target));
-        let mut r = Tensor::einsum(&spec, &ops)?;
-        // Broadcast back the labels only this operand has, in its order.
-        let full: Vec<usize> = mine.iter().map(|l| sizes[l]).collect();
-        let mut with_ones: Vec<isize> = Vec::with_capacity(mine.len());
+        let r = Tensor::einsum(&spec, &ops)?;
+        // Labels only this operand has were summed inside it: broadcast them back. A repeated
+        // label gets a size-1 dim, broadcast, then masked to its diagonal.
+        let mut seen: Vec<u32> = Vec::new();
+        let mut view: Vec<isize> = Vec::with_capacity(mine.len());
         for l in mine {
-            with_ones.push(if target.contains(l) {
+            let first = !seen.contains(l);
+            seen.push(*l);
+            view.push(if first && target.contains(l) {
                 sizes[l] as isize
             } else {
                 1
             });
         }
-        r = r.reshape(&with_ones)?.broadcast_to(&full)?;
+        let full: Vec<usize> = mine.iter().map(|l| sizes[l]).collect();
+        let mut r = r.reshape(&view)?.broadcast_to(&full)?;
+        for (k, l) in mine.iter().enumerate() {
+            let Some(a) = mine[..k].iter().position(|m| m == l) else {
+                continue;
+            };
+            let n = sizes[l];
+            let mut eye_shape = vec![1isize; mine.len()];
+            eye_shape[a] = n as isize;
+            eye_shape[k] = n as isize;
+            let eye = Tensor::eye(n, g.dtype())
+                .to_device(g.device())?
+                .reshape(&eye_shape)?;
+            r = mul(&r, &eye)?;
+        }
         out.push(Some(unbroadcast(&r, t.shape())?.contiguous()?));
     }
     Ok(out)
