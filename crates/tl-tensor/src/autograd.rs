@@ -530,7 +530,8 @@ fn backward_op(n: &Node, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         }
         Op::Gather(dim) => {
             let d = *dim;
-            let (xs, idx) = (x[0].shape(), &x[1]);
+            let xs = x[0].shape();
+            let idx = &x[1].to_device(g.device())?;
             // [.., k (at d), n (at d+1), ..]: where index picks each class
             let mut cshape = vec![1isize; idx.rank() + 1];
             cshape[d + 1] = xs[d] as isize;
@@ -556,13 +557,16 @@ fn backward_op(n: &Node, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             }
             Ok(vec![Some(acc), None])
         }
-        Op::IndexSelect(dim) => Ok(vec![
-            Some(index_add(g, *dim, &x[1], x[0].shape()[*dim])?),
-            None,
-        ]),
+        Op::IndexSelect(dim) => {
+            let idx = x[1].to_device(g.device())?;
+            Ok(vec![
+                Some(index_add(g, *dim, &idx, x[0].shape()[*dim])?),
+                None,
+            ])
+        }
         Op::Embedding => {
             let (v, d) = (x[0].shape()[0], x[0].shape()[1]);
-            let hot = one_hot(&x[1], v, g.dtype())?; // [n, v]
+            let hot = one_hot(&x[1].to_device(g.device())?, v, g.dtype())?; // [n, v]
             let rows = g.reshape(&[-1, d as isize])?; // [n, d]
             Ok(vec![Some(hot.transpose(0, 1)?.matmul(&rows)?), None])
         }
