@@ -49,7 +49,18 @@ impl Optimizer {
                 }
             }
             "adam" | "adamw" => {
-                call.expect(&["lr", "betas", "beta1", "beta2", "eps", "weight_decay"], 1)?;
+                call.expect(
+                    &[
+                        "lr",
+                        "betas",
+                        "beta1",
+                        "beta2",
+                        "eps",
+                        "epsilon",
+                        "weight_decay",
+                    ],
+                    1,
+                )?;
                 let (mut beta1, mut beta2) = (0.9, 0.999);
                 if let Some((v, span)) = call
                     .named
@@ -83,7 +94,11 @@ impl Optimizer {
                         return Err(call.error(format!("`{name}` must be in [0, 1), got {b}")));
                     }
                 }
-                let eps = nonneg("eps", 1e-8)?;
+                // `epsilon` is the earlier interpreter's name for `eps`.
+                let eps = match call.float(None, "epsilon")? {
+                    Some(_) => nonneg("epsilon", 1e-8)?,
+                    None => nonneg("eps", 1e-8)?,
+                };
                 if call.name == "adam" {
                     OptimizerKind::Adam {
                         beta1,
