@@ -290,14 +290,29 @@ fn programs() {
 #[test]
 fn examples() {
     let root = repo_root();
-    let mut cases = programs_in(&root, "examples", "tests/examples");
-    cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
+    let cases = programs_in(&root, "examples", "tests/examples");
     assert!(cases.len() >= 8, "only {} examples", cases.len());
     run_all(&cases);
     for case in &cases {
         assert!(
             case.expected_out.exists() || case.expected_err.exists(),
             "{} has no expected output in tests/examples/",
+            case.program
+        );
+    }
+}
+
+/// `examples/learn/*.tl` (training runs with a fixed seed) against `tests/examples/learn/`.
+#[test]
+fn learn_examples() {
+    let root = repo_root();
+    let cases = programs_in(&root, "examples/learn", "tests/examples/learn");
+    assert!(cases.len() >= 3, "only {} learning examples", cases.len());
+    run_all(&cases);
+    for case in &cases {
+        assert!(
+            case.expected_out.exists(),
+            "{} has no expected output in tests/examples/learn/",
             case.program
         );
     }
@@ -334,8 +349,8 @@ const STATIC_ERRORS: &[&str] = &[
 fn check_agrees_with_run() {
     let root = repo_root();
     let mut cases = programs_in(&root, "tests/programs", "tests/programs");
-    cases.extend(programs_in(&root, "examples", "tests/examples"));
     cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
+    cases.extend(programs_in(&root, "examples", "tests/examples"));
     let mut failures = Vec::new();
     for case in &cases {
         let stem = Path::new(&case.program)
