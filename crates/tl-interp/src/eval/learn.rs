@@ -300,6 +300,18 @@ impl Interpreter {
                 let refs: Vec<&tl_tensor::Tensor> = leaves.iter().collect();
                 let grads = autograd::gradients(&loss, &refs)
                     .map_err(|e| RuntimeError::new(format!("learn: {}", e.0), objective.span))?;
+                if grads.iter().all(Option::is_none) {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "learn: the objective does not depend on any learnable tensor ({})",
+                            names.join(", ")
+                        ),
+                        objective.span,
+                    )
+                    .with_note(
+                        "compute it inside the learn block (`pred := ...`), where every epoch sees the current parameters",
+                    ));
+                }
                 let value = loss.to_scalar_f64()?;
                 if !value.is_finite() {
                     return Err(RuntimeError::new(
