@@ -384,8 +384,15 @@ fn one_hot(ids: &Tensor, n: usize, dtype: DType) -> Result<Tensor> {
 }
 
 /// The rows of `g` (along `dim`, one per index) added into a zero tensor whose `dim` has
-/// size `n`: `out[.., index[k], ..] += g[.., k, ..]`.
+/// size `n`: `out[.., index[k], ..] += g[.., k, ..]`, by the backend's scatter kernel.
 fn index_add(g: &Tensor, dim: usize, index: &Tensor, n: usize) -> Result<Tensor> {
+    let index = index.to_device(g.device())?.reshape(&[-1])?;
+    g.backend().index_add(g, dim, &index, n)
+}
+
+/// [`crate::Backend::index_add`] by a product with a one-hot matrix: tensor ops only, so it
+/// runs on any backend (the trait's default).
+pub fn index_add_one_hot(g: &Tensor, dim: usize, index: &Tensor, n: usize) -> Result<Tensor> {
     let r = g.rank() as isize;
     let moved = g.transpose(dim as isize, r - 1)?; // [.., k]
     let hot = one_hot(index, n, g.dtype())?; // [k, n]
@@ -557,18 +564,14 @@ fn backward_op(n: &Node, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             }
             Ok(vec![Some(acc), None])
         }
-        Op::IndexSelect(dim) => {
-            let idx = x[1].to_device(g.device())?;
-            Ok(vec![
-                Some(index_add(g, *dim, &idx, x[0].shape()[*dim])?),
-                None,
-            ])
-        }
+        Op::IndexSelect(dim) => Ok(vec![
+            Some(index_add(g, *dim, &x[1], x[0].shape()[*dim])?),
+            None,
+        ]),
         Op::Embedding => {
             let (v, d) = (x[0].shape()[0], x[0].shape()[1]);
-            let hot = one_hot(&x[1].to_device(g.device())?, v, g.dtype())?; // [n, v]
             let rows = g.reshape(&[-1, d as isize])?; // [n, d]
-            Ok(vec![Some(hot.transpose(0, 1)?.matmul(&rows)?), None])
+            Ok(vec![Some(index_add(&rows, 0, &x[1], v)?), None])
         }
         Op::Matmul => matmul_back(&x[0], &x[1], g, want(0), want(1)),
         Op::Linear => {
@@ -915,4 +918,27 @@ fn einsum_back(
         out.push(Some(unbroadcast(&r, t.shape())?.contiguous()?));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Backend;
+
+    /// The one-hot default of `Backend::index_add` (what a backend without its own kernel
+    /// runs) against the CPU kernel, on random values and repeated indices.
+    #[test]
+    fn one_hot_index_add_matches_the_cpu_kernel() {
+        let mut rng = crate::TensorRng::seed_from_u64(4);
+        let src = Tensor::randn(&[2, 5, 3], DType::F32, &mut rng);
+        let index = Tensor::from_i64(vec![3, 0, 3, 6, 1], &[5]).unwrap();
+        let a = index_add_one_hot(&src, 1, &index, 7).unwrap();
+        let b = crate::cpu::CPU.index_add(&src, 1, &index, 7).unwrap();
+        assert_eq!(a.shape(), &[2, 7, 3]);
+        for (x, y) in a.to_vec_f64().iter().zip(b.to_vec_f64()) {
+            assert!((x - y).abs() <= 1e-6 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+        let bad = Tensor::from_i64(vec![3, 0, 7, 6, 1], &[5]).unwrap();
+        assert!(crate::cpu::CPU.index_add(&src, 1, &bad, 7).is_err());
+    }
 }
