@@ -6,8 +6,8 @@
 //! branch per op). [`backward`] walks the graph from a one-element loss in reverse
 //! topological order. Every gradient formula is written with `Tensor` ops (no host loops),
 //! so it runs on whichever backend holds the tensors. Scatters (the gradients of
-//! `embedding`, `index_select` and `gather`) are one-hot products: exact, and fine for the
-//! vocabulary sizes of small models.
+//! `embedding` and `index_select`) go through [`crate::Backend::index_add`], whose default is
+//! a one-hot product (a direct kernel on the CPU); `gather`'s is a one-hot compare and sum.
 //!
 //! Ops with no gradient here (`rope`, `attention`, `prod`, `%`, in-place writes) fail with
 //! "not supported yet: the gradient of ..." when given a tracked input, rather than

@@ -6,6 +6,10 @@
 //! memory-mapped model file), copied on first write. The GGUF block formats live in
 //! [`quant`] (dequantize, quantize, packed mat-vec kernels); tensors of a quantized dtype
 //! (`q4_0`, ...) stay packed and are read directly by `linear`, `embedding` and casts.
+//!
+//! [`autograd`] is reverse-mode automatic differentiation over these ops (the graph is kept in
+//! the tensors, the gradient formulas are tensor ops); [`optim`] holds the optimizers (SGD,
+//! Adam, AdamW) and learning-rate schedules that `learn` blocks use.
 
 pub mod autograd;
 pub mod backend;
