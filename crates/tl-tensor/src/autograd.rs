@@ -1,7 +1,7 @@
 //! Reverse-mode automatic differentiation.
 //!
 //! The graph lives in the tensors: a tensor made by [`Tensor::requires_grad`] is a *leaf*, and
-//! every differentiable op whose input is tracked gives its output a [`Node`] naming the op and
+//! every differentiable op whose input is tracked gives its output a node naming the op and
 //! its inputs (nothing is recorded when no input is tracked, so ordinary programs pay one
 //! branch per op). [`backward`] walks the graph from a one-element loss in reverse
 //! topological order. Every gradient formula is written with `Tensor` ops (no host loops),
@@ -26,7 +26,7 @@ use crate::tensor::Tensor;
 
 /// One recorded op: what it was, its inputs (tensors that may carry their own nodes) and its
 /// output (kept without a node, so that the graph has no cycles).
-pub struct Node {
+pub(crate) struct Node {
     id: u64,
     op: Op,
     inputs: Vec<Tensor>,
@@ -392,7 +392,12 @@ fn index_add(g: &Tensor, dim: usize, index: &Tensor, n: usize) -> Result<Tensor>
 
 /// [`crate::Backend::index_add`] by a product with a one-hot matrix: tensor ops only, so it
 /// runs on any backend (the trait's default).
-pub fn index_add_one_hot(g: &Tensor, dim: usize, index: &Tensor, n: usize) -> Result<Tensor> {
+pub(crate) fn index_add_one_hot(
+    g: &Tensor,
+    dim: usize,
+    index: &Tensor,
+    n: usize,
+) -> Result<Tensor> {
     let r = g.rank() as isize;
     let moved = g.transpose(dim as isize, r - 1)?; // [.., k]
     let hot = one_hot(index, n, g.dtype())?; // [k, n]
