@@ -374,3 +374,47 @@ fn loss_must_be_one_number() {
     let e = backward(&x, &[&x]).unwrap_err();
     assert!(e.0.contains("single number"), "{e}");
 }
+
+/// Half-precision parameters get gradients of their own dtype, within 2e-2 relative (norm)
+/// of the float32 gradients of the same function (the design's f16/bf16 bar is 1e-2 per op;
+/// this chains several).
+#[test]
+fn half_precision_gradients_follow_float32() {
+    let mut r = rng(11);
+    let x = randn(&[4, 3], &mut r);
+    let w = randn(&[3, 5], &mut r);
+    let f = |x: &Tensor, w: &Tensor| -> Tensor {
+        x.matmul(w)
+            .unwrap()
+            .unary(UnaryOp::Tanh)
+            .unwrap()
+            .log_softmax(1)
+            .unwrap()
+            .reduce(ReduceOp::Mean, None, false)
+            .unwrap()
+    };
+    let w32 = w.requires_grad().unwrap();
+    let g32 = backward(&f(&x, &w32), &[&w32])
+        .unwrap()
+        .remove(0)
+        .to_vec_f64();
+    for dtype in [DType::F16, DType::BF16] {
+        let wh = w.cast(dtype).unwrap().requires_grad().unwrap();
+        let xh = x.cast(dtype).unwrap();
+        let gh = backward(&f(&xh, &wh), &[&wh]).unwrap().remove(0);
+        assert_eq!(gh.dtype(), dtype);
+        let gh = gh.to_vec_f64();
+        let diff: f64 = gh
+            .iter()
+            .zip(&g32)
+            .map(|(a, b)| (a - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let norm: f64 = g32.iter().map(|b| b * b).sum::<f64>().sqrt();
+        assert!(
+            diff / norm < 2e-2,
+            "{dtype}: relative error {:.2e}",
+            diff / norm
+        );
+    }
+}
