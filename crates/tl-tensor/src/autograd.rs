@@ -265,28 +265,38 @@ pub fn gradients(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> 
         }
         let seed = Tensor::full(loss.shape(), 1.0, loss.dtype()).to_device(loss.device())?;
         grads.insert(node_key(root), seed);
+        // Gradients of intermediate nodes are dropped once passed on; those asked for stay.
+        let wanted: std::collections::HashSet<*const Node> = wrt
+            .iter()
+            .filter_map(|t| t.grad_node().map(node_key))
+            .collect();
         for n in order.iter().rev() {
-            let Some(g) = grads.get(&node_key(n)).cloned() else {
-                continue;
-            };
             if n.inputs.is_empty() {
                 continue;
             }
+            let k = node_key(n);
+            let g = if wanted.contains(&k) {
+                grads.get(&k).cloned()
+            } else {
+                grads.remove(&k)
+            };
+            let Some(g) = g else {
+                continue;
+            };
             let input_grads = backward_op(n, &g)?;
             for (t, gi) in n.inputs.iter().zip(input_grads) {
                 let (Some(m), Some(gi)) = (t.grad_node(), gi) else {
                     continue;
                 };
-                let gi = if gi.shape() != t.shape() {
+                if gi.shape() != t.shape() {
                     bail!(
                         "internal error: the gradient of {} has shape {:?} for an input of shape {:?}",
                         n.op.name(),
                         gi.shape(),
                         t.shape()
                     );
-                } else {
-                    gi.cast(t.dtype())?
-                };
+                }
+                let gi = gi.cast(t.dtype())?;
                 let k = node_key(m);
                 let sum = match grads.remove(&k) {
                     Some(prev) => prev.binary(BinaryOp::Add, &gi)?,
