@@ -51,7 +51,13 @@ Examples:
   tl run prog.tl --stats
   tl run prog.tl -- first second     # args() returns [\"first\", \"second\"]
   tl run prog.tl --test              # run `test NAME { }` blocks instead of main
-  tl run prog.tl --bench             # run `bench NAME { }` blocks, timing each")]
+  tl run prog.tl --bench             # run `bench NAME { }` blocks, timing each
+  tl run prog.tl --device cuda --stats
+
+Environment:
+  TL_COMPUTE_PER_BUFFER=N   CUDA launches grouped per submission (as --compute-per-buffer)
+  TL_CUDA_PROFILE=1         CUDA: time every kernel with events and print the device time
+                            per kernel at exit (launches are then submitted one by one)")]
     Run {
         /// The program to run (a `.tl` file)
         file: PathBuf,
@@ -61,6 +67,11 @@ Examples:
         /// Print runtime counters (syncs, ops, allocations) to stderr at exit
         #[arg(long)]
         stats: bool,
+        /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
+        /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 0 (see NOTES.md of tl-cuda for why)
+        #[arg(long, value_name = "N")]
+        compute_per_buffer: Option<usize>,
         /// Run the program's `test NAME { }` blocks and report each
         #[arg(long, conflicts_with = "bench")]
         test: bool,
@@ -73,6 +84,11 @@ Examples:
         /// Print no per-epoch progress from `learn` blocks
         #[arg(long)]
         quiet: bool,
+        /// How Datalog strata are evaluated: `auto` (dense tensors when small and dense enough,
+        /// else tuples), `sparse` (tuples) or `dense` (tensors whenever a stratum fits 2^24
+        /// cells); default from $TL_LOGIC_TENSORS, else auto
+        #[arg(long, value_name = "MODE")]
+        logic_tensors: Option<String>,
         /// Arguments for the program, after `--`; the program reads them with `args()`
         #[arg(last = true)]
         args: Vec<String>,
@@ -132,6 +148,11 @@ Examples:
         /// Print runtime counters (ops, allocations, host reads) to stderr at exit
         #[arg(long)]
         stats: bool,
+        /// CUDA: kernel launches grouped per submission to the driver; a group that repeats
+        /// (a decode step) is replayed as one CUDA graph. 0 launches every kernel at once.
+        /// Default: $TL_COMPUTE_PER_BUFFER, else 0 (see NOTES.md of tl-cuda for why)
+        #[arg(long, value_name = "N")]
+        compute_per_buffer: Option<usize>,
     },
     /// Parse a program and its imports and resolve names, without running it
     #[command(after_help = "Example:\n  tl check examples/attention.tl")]
@@ -166,17 +187,32 @@ fn main() -> ExitCode {
             file,
             device,
             stats,
+            compute_per_buffer,
             test,
             bench,
             explain,
             quiet,
+            logic_tensors,
             args,
         } => {
-            let device = match start_device(device) {
+            let device = match start_device(device, compute_per_buffer) {
                 Ok(d) => d,
                 Err(message) => {
                     eprintln!("error: {message}");
                     return ExitCode::from(1);
+                }
+            };
+            let logic_mode = match logic_tensors {
+                Some(m) => tl_logic::TensorMode::parse(&m).ok_or_else(|| {
+                    format!("--logic-tensors is `{m}`; expected `auto`, `sparse` or `dense`")
+                }),
+                None => tl_logic::TensorMode::from_env(),
+            };
+            let logic_mode = match logic_mode {
+                Ok(m) => m,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::from(2);
                 }
             };
             let options = Options {
@@ -186,7 +222,7 @@ fn main() -> ExitCode {
                 explain,
                 quiet,
             };
-            run(&file, options, test, bench)
+            run(&file, options, logic_mode, test, bench)
         }
         Command::Chat {
             model,
@@ -202,8 +238,9 @@ fn main() -> ExitCode {
             prompt,
             no_stats,
             stats,
+            compute_per_buffer,
         } => {
-            let device = match start_device(device) {
+            let device = match start_device(device, compute_per_buffer) {
                 Ok(d) => d,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -277,7 +314,13 @@ fn main() -> ExitCode {
                 explain: false,
                 quiet: false,
             };
-            run(&program, options, false, false)
+            run(
+                &program,
+                options,
+                tl_logic::TensorMode::default(),
+                false,
+                false,
+            )
         }
         Command::Check { file } => check(&file),
         Command::Repl => repl::run(),
@@ -296,12 +339,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// The launch group size: `--compute-per-buffer`, else `$TL_COMPUTE_PER_BUFFER`, else the
+/// backend's default. Checked on every build so that a bad value is an error everywhere.
+fn launch_group_size(flag: Option<usize>) -> Result<Option<usize>, String> {
+    if flag.is_some() {
+        return Ok(flag);
+    }
+    match std::env::var("TL_COMPUTE_PER_BUFFER") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+            format!(
+                "TL_COMPUTE_PER_BUFFER must be a whole number of launches (0 or more), got {v:?}"
+            )
+        }),
+        _ => Ok(None),
+    }
+}
+
 /// Starts the backend `--device` names and makes it where new tensors are created.
 #[cfg(feature = "cuda")]
-fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+fn start_device(device: DeviceArg, group: Option<usize>) -> Result<tl_tensor::Device, String> {
+    let group = launch_group_size(group)?;
     match device {
         DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
         DeviceArg::Cuda => {
+            if let Some(n) = group {
+                tl_cuda::set_launch_group_size(n);
+            }
             let backend = tl_cuda::init(0).map_err(|e| format!("--device cuda: {e}"))?;
             let d = tl_tensor::Device::Cuda(0);
             tl_tensor::device::set_default_device(d).map_err(|e| e.to_string())?;
@@ -313,9 +376,11 @@ fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
     }
 }
 
-/// Without the `cuda` feature only the CPU exists.
+/// Without the `cuda` feature only the CPU exists (which runs each op at once: there is no
+/// launch group to size).
 #[cfg(not(feature = "cuda"))]
-fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
+fn start_device(device: DeviceArg, group: Option<usize>) -> Result<tl_tensor::Device, String> {
+    launch_group_size(group)?;
     match device {
         DeviceArg::Cpu => Ok(tl_tensor::Device::Cpu),
         DeviceArg::Cuda => Err(
@@ -325,9 +390,16 @@ fn start_device(device: DeviceArg) -> Result<tl_tensor::Device, String> {
 }
 
 /// What `tl run` should do with the file.
-fn run(file: &Path, options: Options, test: bool, bench: bool) -> ExitCode {
+fn run(
+    file: &Path,
+    options: Options,
+    logic_mode: tl_logic::TensorMode,
+    test: bool,
+    bench: bool,
+) -> ExitCode {
     let stats = options.stats;
     let mut interp = Interpreter::new(options);
+    interp.set_logic_tensor_mode(logic_mode);
     interrupt::watch(interp.interrupt_flag());
     let result = if test {
         match interp.run_tests(file) {
@@ -353,6 +425,10 @@ fn run(file: &Path, options: Options, test: bool, bench: bool) -> ExitCode {
     };
     if stats {
         eprint!("{}", with_newline(interp.stats_report()));
+    }
+    #[cfg(feature = "cuda")]
+    if let Some(profile) = tl_cuda::profile_report() {
+        eprint!("{profile}");
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

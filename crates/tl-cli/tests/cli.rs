@@ -107,6 +107,34 @@ fn cuda_device_is_refused_clearly() {
 }
 
 #[test]
+fn a_bad_launch_group_size_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args(["run", "examples/tensor_basics.tl"])
+        .current_dir(repo_root())
+        .env("TL_COMPUTE_PER_BUFFER", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "error: TL_COMPUTE_PER_BUFFER must be a whole number of launches (0 or more), got \"lots\"\n"
+    );
+    // The flag wins over the variable, and the CPU runs the program as usual.
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args([
+            "run",
+            "examples/tensor_basics.tl",
+            "--compute-per-buffer",
+            "0",
+        ])
+        .current_dir(repo_root())
+        .env("TL_COMPUTE_PER_BUFFER", "lots")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn missing_file_is_an_error_not_a_panic() {
     let out = tl(&["run", "no/such/file.tl"]);
     assert_eq!(out.status.code(), Some(1));
@@ -600,4 +628,48 @@ fn learn_progress_on_stderr_and_quiet() {
     let quiet = tl(&["run", p]);
     assert_eq!(text(&quiet.stdout), "true\n");
     assert_eq!(text(&quiet.stderr), "");
+
+#[test]
+fn logic_tensor_mode_from_the_flag_or_the_environment() {
+    let run_env = |value: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_tl"))
+            .current_dir(repo_root())
+            .env("TL_LOGIC_TENSORS", value)
+            .args(["run", "tests/programs/logic_explain.tl", "--explain"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tl")
+    };
+    let want = std::fs::read_to_string(repo_root().join("tests/programs/logic_explain.out"))
+        .expect("golden output");
+    // Dense tensors chosen by the environment: the same answers and derivations as tuples.
+    let out = run_env("dense", &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+    // The flag wins over the environment.
+    let out = run_env("bogus", &["--logic-tensors", "sparse"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+    // An unknown mode is a usage error naming where it came from.
+    let out = run_env("fast", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr)
+            .contains("TL_LOGIC_TENSORS is `fast`; expected `auto`, `sparse` or `dense`"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tl(&[
+        "run",
+        "tests/programs/logic_explain.tl",
+        "--logic-tensors",
+        "gpu",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--logic-tensors is `gpu`"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -290,8 +290,11 @@ fn programs() {
 #[test]
 fn examples() {
     let root = repo_root();
-    let cases = programs_in(&root, "examples", "tests/examples");
+    let mut cases = programs_in(&root, "examples", "tests/examples");
     assert!(cases.len() >= 8, "only {} examples", cases.len());
+    let logic = programs_in(&root, "examples/logic", "tests/examples/logic");
+    assert!(logic.len() >= 5, "only {} logic examples", logic.len());
+    cases.extend(logic);
     run_all(&cases);
     for case in &cases {
         assert!(
@@ -351,6 +354,7 @@ fn check_agrees_with_run() {
     let mut cases = programs_in(&root, "tests/programs", "tests/programs");
     cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
     cases.extend(programs_in(&root, "examples", "tests/examples"));
+    cases.extend(programs_in(&root, "examples/logic", "tests/examples/logic"));
     let mut failures = Vec::new();
     for case in &cases {
         let stem = Path::new(&case.program)

@@ -105,7 +105,7 @@ fn handle(s: &ThreadStream) -> Result<cudarc::cublas::sys::cublasHandle_t> {
         cudarc::cublas::result::create_handle().map_err(blas_err("creating a cuBLAS handle"))?;
     // SAFETY: a fresh handle and this thread's live stream.
     unsafe {
-        cudarc::cublas::result::set_stream(created, s.cu() as _)
+        cudarc::cublas::result::set_stream(created, s.flushed()? as _)
             .map_err(blas_err("binding cuBLAS to the stream"))?;
     }
     *h = Some(BlasHandle(created));
@@ -155,6 +155,8 @@ pub(crate) fn matmul(
     let pb = backend.input("matmul", s, &ob.tensor)? + ob.tensor.layout().offset as u64 * esize;
     let pc = backend.input("matmul", s, &out)?;
     let h = handle(s)?;
+    // cuBLAS queues its kernels on the stream directly: the grouped launches go first.
+    s.flushed()?;
     // Row-major C = A B is column-major C^T = B^T A^T: cuBLAS's first operand is B.
     let op = |t: bool| {
         if t {
@@ -166,7 +168,7 @@ pub(crate) fn matmul(
     let (alpha, beta) = (1.0f32, 0.0f32);
     // SAFETY: the pointers address live device storages of the sizes the dims and strides
     // describe (checked by the layouts), and the handle is bound to this thread's stream.
-    unsafe {
+    s.profiled("cublas_gemm", || unsafe {
         cudarc::cublas::result::gemm_strided_batched_ex(
             h,
             op(ob.transposed),
@@ -192,8 +194,8 @@ pub(crate) fn matmul(
             cublasComputeType_t::CUBLAS_COMPUTE_32F,
             cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
-        .map_err(blas_err("matrix product"))?;
-    }
+        .map_err(blas_err("matrix product"))
+    })?;
     stats::count_launches(1);
     Ok(out)
 }

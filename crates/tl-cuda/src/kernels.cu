@@ -494,6 +494,12 @@ extern "C" __global__ void tl_index_select(void* out, const void* x, Lay lsel, i
 }
 
 // ---- neural-network ops ----
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
 __device__ float block_sum_f(float v, float* sh) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     int w = threadIdx.x >> 5, l = threadIdx.x & 31;
@@ -659,6 +665,177 @@ extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const 
     for (i64 c = threadIdx.x; c < dv; c += blockDim.x) {
         float acc = 0.0f;
         for (i64 j = 0; j < sk; ++j) acc += scores[j] * ldf(v, dt, off4(lv, b, kvh, j, c));
+        stf(out, dt, row * dv + c, acc * inv);
+    }
+}
+
+// Attention for operands whose last dim is unit-stride (the common case), one block of
+// ATT_THREADS threads per query row: each warp takes keys in turn, its lanes split the head
+// dim (coalesced key and value rows), scores stay in shared memory. Same results as
+// tl_attention (softmax in f32; a fully masked row gives zeros, a NaN row NaN).
+#define ATT_THREADS 256
+extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, const void* k, Lay lk, const void* v,
+                                             Lay lv, int dt, const void* mask, Lay lm, int mdt, int has_mask,
+                                             i64 hq, i64 sq, i64 sk, i64 d, i64 dv, i64 group, float scale) {
+    extern __shared__ float smem[];
+    float* scores = smem;                 // sk
+    float* qs = smem + sk;                // d
+    float* part = qs + d;                 // (ATT_THREADS / 32) * dv
+    __shared__ float sh[32];
+    const int warps = ATT_THREADS / 32;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    i64 row = blockIdx.x;
+    i64 s = row % sq, h = (row / sq) % hq, b = row / (sq * hq), kvh = h / group;
+    int r = lq.rank;
+    i64 qb = off4(lq, b, h, s, 0);
+    i64 kb = off4(lk, b, kvh, 0, 0), ks = lk.strides[r - 2];
+    i64 vb = off4(lv, b, kvh, 0, 0), vs = lv.strides[r - 2];
+    for (i64 c = threadIdx.x; c < d; c += ATT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
+    __syncthreads();
+    for (i64 j = warp; j < sk; j += warps) {
+        float acc = 0.0f;
+        for (i64 c = lane; c < d; c += 32) acc += qs[c] * ldf(k, dt, kb + j * ks + c);
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            if (has_mask) {
+                float mv = ldf(mask, mdt, off4(lm, b, h, s, j));
+                if (mdt == DT_BOOL) acc = mv != 0.0f ? acc : NEG_INF_F; else acc += mv;
+            }
+            scores[j] = acc;
+        }
+    }
+    __syncthreads();
+    float m = NEG_INF_F;
+    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
+    m = block_max_f(m, sh);
+    float sum = 0.0f;
+    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) {
+        float p;
+        if (ISNAN(m)) p = NAN_F;
+        else if (m == NEG_INF_F) p = 0.0f;
+        else p = expf(scores[j] - m);
+        scores[j] = p;
+        sum += p;
+    }
+    sum = block_sum_f(sum, sh);
+    float inv = (sum > 0.0f) ? 1.0f / sum : 0.0f;
+    if (ISNAN(m)) inv = NAN_F;
+    // Each warp sums p_j v_j over its keys for every channel (lanes split the channels), then
+    // the warps' partial rows are added.
+    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
+        float acc[8];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        for (i64 j = warp; j < sk; j += warps) {
+            float p = scores[j];
+#pragma unroll
+            for (int t = 0; t < 8; ++t) {
+                i64 c = c0 + lane + 32 * t;
+                if (c < dv) acc[t] += p * ldf(v, dt, vb + j * vs + c);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            i64 c = c0 + lane + 32 * t;
+            if (c < dv) part[warp * dv + c] = acc[t];
+        }
+    }
+    __syncthreads();
+    for (i64 c = threadIdx.x; c < dv; c += ATT_THREADS) {
+        float total = 0.0f;
+        for (int w = 0; w < warps; ++w) total += part[w * dv + c];
+        stf(out, dt, row * dv + c, total * inv);
+    }
+}
+
+// Decoding attention over a long key sequence, split over the keys (flash-decoding): block
+// (row, split) takes keys [split * chunk, ...) of one query row (no mask), and writes its
+// running max, its sum of exp(score - max) and its unnormalised sum of p * v; then
+// tl_attention_combine merges the splits of each row. Unit-stride rows as tl_attention_rows.
+#define SPLIT_THREADS 128
+extern "C" __global__ void tl_attention_split(float* part, const void* q, Lay lq, const void* k, Lay lk,
+                                              const void* v, Lay lv, int dt, i64 hq, i64 sk, i64 d, i64 dv,
+                                              i64 group, float scale, i64 chunk, i64 splits) {
+    extern __shared__ float smem[];
+    float* scores = smem;        // chunk
+    float* qs = smem + chunk;    // d
+    float* acc_w = qs + d;       // (SPLIT_THREADS / 32) * dv
+    __shared__ float sh[32];
+    const int warps = SPLIT_THREADS / 32;
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    i64 row = blockIdx.x / splits, split = blockIdx.x % splits;
+    i64 h = row % hq, b = row / hq, kvh = h / group;
+    int r = lq.rank;
+    i64 qb = off4(lq, b, h, 0, 0);
+    i64 kb = off4(lk, b, kvh, 0, 0), ks = lk.strides[r - 2];
+    i64 vb = off4(lv, b, kvh, 0, 0), vs = lv.strides[r - 2];
+    i64 j0 = split * chunk, n = sk - j0 < chunk ? sk - j0 : chunk;
+    for (i64 c = threadIdx.x; c < d; c += SPLIT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
+    __syncthreads();
+    for (i64 j = warp; j < n; j += warps) {
+        float a = 0.0f;
+        for (i64 c = lane; c < d; c += 32) a += qs[c] * ldf(k, dt, kb + (j0 + j) * ks + c);
+        a = warp_sum(a);
+        if (lane == 0) scores[j] = a;
+    }
+    __syncthreads();
+    float m = NEG_INF_F;
+    for (i64 j = threadIdx.x; j < n; j += SPLIT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
+    m = block_max_f(m, sh);
+    float l = 0.0f;
+    for (i64 j = threadIdx.x; j < n; j += SPLIT_THREADS) {
+        float p = (m == NEG_INF_F) ? 0.0f : expf(scores[j] - m);
+        scores[j] = p;
+        l += p;
+    }
+    l = block_sum_f(l, sh);
+    float* out = part + (row * splits + split) * (dv + 2);
+    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
+        float acc[8];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        for (i64 j = warp; j < n; j += warps) {
+            float p = scores[j];
+#pragma unroll
+            for (int t = 0; t < 8; ++t) {
+                i64 c = c0 + lane + 32 * t;
+                if (c < dv) acc[t] += p * ldf(v, dt, vb + (j0 + j) * vs + c);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            i64 c = c0 + lane + 32 * t;
+            if (c < dv) acc_w[warp * dv + c] = acc[t];
+        }
+    }
+    __syncthreads();
+    for (i64 c = threadIdx.x; c < dv; c += SPLIT_THREADS) {
+        float total = 0.0f;
+        for (int w = 0; w < warps; ++w) total += acc_w[w * dv + c];
+        out[2 + c] = total;
+    }
+    if (threadIdx.x == 0) { out[0] = m; out[1] = l; }
+}
+
+// Merges the splits of tl_attention_split: out[row, c] = sum_s e^(m_s - M) o_s[c] / sum_s e^(m_s - M) l_s.
+extern "C" __global__ void tl_attention_combine(void* out, int dt, const float* part, i64 splits, i64 dv) {
+    i64 row = blockIdx.x;
+    const float* p = part + row * splits * (dv + 2);
+    float big = NEG_INF_F;
+    for (i64 s = 0; s < splits; ++s) { float x = p[s * (dv + 2)]; big = (ISNAN(big) || big > x) ? big : x; }
+    float total = 0.0f;
+    for (i64 s = 0; s < splits; ++s) {
+        float x = p[s * (dv + 2)];
+        total += (x == NEG_INF_F) ? 0.0f : expf(x - big) * p[s * (dv + 2) + 1];
+    }
+    float inv = total > 0.0f ? 1.0f / total : 0.0f;
+    if (ISNAN(big)) inv = NAN_F;
+    for (i64 c = threadIdx.x; c < dv; c += blockDim.x) {
+        float acc = 0.0f;
+        for (i64 s = 0; s < splits; ++s) {
+            float x = p[s * (dv + 2)];
+            if (x != NEG_INF_F) acc += expf(x - big) * p[s * (dv + 2) + 2 + c];
+        }
         stf(out, dt, row * dv + c, acc * inv);
     }
 }

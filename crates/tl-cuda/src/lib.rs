@@ -16,7 +16,11 @@
 
 mod blas;
 mod ops;
+mod quant;
 mod runtime;
+mod submit;
+
+pub use submit::{DEFAULT_GROUP_SIZE, launch_group_size, set_launch_group_size};
 
 use cudarc::driver::CudaContext;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,6 +113,14 @@ pub fn init(ordinal: u32) -> Result<&'static CudaBackend> {
         )));
     }
     let ctx = CudaContext::new(ordinal as usize).map_err(driver_err("creating a context"))?;
+    match std::env::var("TL_CUDA_PROFILE").as_deref() {
+        Ok("" | "0") | Err(_) => {}
+        Ok("host") => HOST_PROFILE.store(true, Ordering::Relaxed),
+        Ok(_) => {
+            HOST_PROFILE.store(true, Ordering::Relaxed);
+            runtime::PROFILE.store(true, Ordering::Relaxed);
+        }
+    }
     // Streams and events are managed here (raw pointers, one stream per thread).
     // SAFETY: no cudarc-managed allocation exists yet on this context.
     unsafe { ctx.disable_event_tracking() };
@@ -137,6 +149,58 @@ pub fn init(ordinal: u32) -> Result<&'static CudaBackend> {
     Ok(backend)
 }
 
+/// `TL_CUDA_PROFILE=host`: report only the host time of submission (launches stay grouped).
+static HOST_PROFILE: AtomicBool = AtomicBool::new(false);
+
+/// With `TL_CUDA_PROFILE` set: the host time spent handing work to the driver and (unless it
+/// is `host`) a table of the device time each kernel took over the calling thread's launches
+/// since the last report (waits for the device); else `None`.
+pub fn profile_report() -> Option<String> {
+    if !HOST_PROFILE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut out = String::from("cuda host time in driver calls:\n");
+    for t in [
+        &submit::KERNEL_LAUNCH_TIME,
+        &submit::NODE_UPDATE_TIME,
+        &submit::GRAPH_LAUNCH_TIME,
+        &submit::CAPTURE_TIME,
+    ] {
+        let (calls, ms) = t.totals();
+        out.push_str(&format!(
+            "  {:<22} {calls:>8} calls {ms:>10.3} ms {:>8.2} us/call\n",
+            t.what,
+            1e3 * ms / calls.max(1) as f64
+        ));
+    }
+    if !runtime::PROFILE.load(Ordering::Relaxed) {
+        return Some(out);
+    }
+    let backends: Vec<&'static CudaBackend> =
+        BACKENDS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for b in backends {
+        let s = thread_stream(b).ok()?;
+        let (rows, span) = s.take_profile().ok()?;
+        let busy: f64 = rows.iter().map(|r| r.2).sum();
+        out.push_str(&format!(
+            "cuda profile ({}): {:.3} ms of kernels in a {:.3} ms span ({:.0}% busy)\n",
+            b.description,
+            busy,
+            span,
+            100.0 * busy / span.max(1e-9)
+        ));
+        out.push_str("  kernel                 launches   total ms   mean us   share\n");
+        for (name, n, ms) in rows {
+            out.push_str(&format!(
+                "  {name:<22} {n:>8} {ms:>10.3} {:>9.2} {:>6.1}%\n",
+                1e3 * ms / n as f64,
+                100.0 * ms / busy.max(1e-9)
+            ));
+        }
+    }
+    Some(out)
+}
+
 impl CudaBackend {
     /// The device's name and compute capability.
     pub fn description(&self) -> &str {
@@ -163,12 +227,7 @@ fn host_bytes(data: &CpuStorage) -> Result<(&[u8], DType)> {
         CpuStorage::BF16(v) => (bytes(v), DType::BF16),
         CpuStorage::I64(v) => (bytes(v), DType::I64),
         CpuStorage::Bool(v) => (bytes(v), DType::Bool),
-        CpuStorage::Quantized(kind, _) => {
-            return Err(TensorError(format!(
-                "not supported yet: {} tensors on the CUDA backend (cast to float16 first)",
-                kind.name()
-            )));
-        }
+        CpuStorage::Quantized(kind, blocks) => (blocks.as_ref(), kind.dtype()),
     })
 }
 
@@ -182,7 +241,7 @@ impl DeviceBackend for CudaBackend {
         let s = thread_stream(backend)?;
         let (bytes, dtype) = host_bytes(data)?;
         let out = backend.alloc_tensor(&s, shape, dtype)?;
-        if bytes.len() != out.numel() * dtype.size_in_bytes() {
+        if bytes.len() != dtype.bytes_for(out.numel()) {
             return Err(TensorError(format!(
                 "to_device: {} bytes of host data do not fill shape {:?} of {dtype}",
                 bytes.len(),
@@ -196,7 +255,7 @@ impl DeviceBackend for CudaBackend {
             // work is waited for beyond what the copy itself orders).
             // SAFETY: `dst` holds at least `bytes.len()` bytes.
             unsafe {
-                cudarc::driver::result::memcpy_htod_async(dst, bytes, s.cu())
+                cudarc::driver::result::memcpy_htod_async(dst, bytes, s.flushed()?)
                     .map_err(driver_err("copying to the device"))?;
             }
             stats::count_host_to_device(bytes.len());
@@ -222,7 +281,7 @@ impl DeviceBackend for CudaBackend {
                         cudarc::driver::result::memcpy_dtoh_async(
                             &mut v,
                             src + offset_bytes,
-                            s.cu(),
+                            s.flushed()?,
                         )
                         .map_err(driver_err("copying to the host"))?;
                     }
@@ -247,7 +306,7 @@ impl DeviceBackend for CudaBackend {
                         cudarc::driver::result::memcpy_dtoh_async(
                             &mut v,
                             src + offset_bytes,
-                            s.cu(),
+                            s.flushed()?,
                         )
                         .map_err(driver_err("copying to the host"))?;
                     }
@@ -256,11 +315,34 @@ impl DeviceBackend for CudaBackend {
                 stats::count_device_to_host(n);
                 CpuStorage::Bool(v.into_iter().map(|b| b != 0).collect::<Vec<bool>>().into())
             }
-            other => {
-                return Err(TensorError(format!(
-                    "not supported yet: {} tensors on the CUDA backend",
-                    other.name()
-                )));
+            packed => {
+                // The contiguous view's blocks: quantized views keep their offset on a block
+                // boundary.
+                let kind = packed
+                    .ggml_type()
+                    .filter(|k| k.is_quantized())
+                    .ok_or_else(|| {
+                        TensorError(format!(
+                            "not supported yet: {} tensors on the CUDA backend",
+                            packed.name()
+                        ))
+                    })?;
+                let start = (x.layout().offset / kind.block_size() * kind.block_bytes()) as u64;
+                let mut v = vec![0u8; packed.bytes_for(n)];
+                if !v.is_empty() {
+                    // SAFETY: the range lies in the storage; `v` outlives the wait below.
+                    unsafe {
+                        cudarc::driver::result::memcpy_dtoh_async(
+                            &mut v,
+                            src + start,
+                            s.flushed()?,
+                        )
+                        .map_err(driver_err("copying to the host"))?;
+                    }
+                }
+                s.synchronize_and_check()?;
+                stats::count_device_to_host(v.len());
+                CpuStorage::Quantized(kind, v.into())
             }
         })
     }

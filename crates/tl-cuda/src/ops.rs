@@ -101,8 +101,8 @@ impl CudaBackend {
         s.may_have_error.store(true, Ordering::Relaxed);
     }
 
-    /// `x` copied into `out` (both views of one shape), element size `esize`.
-    fn copy_into(
+    /// `x` copied into `out` (both views of one shape).
+    pub(crate) fn copy_into(
         &self,
         s: &Arc<ThreadStream>,
         out: &Tensor,
@@ -152,6 +152,9 @@ impl Backend for CudaBackend {
 
     fn contiguous(&self, x: &Tensor) -> Result<Tensor> {
         let (me, s) = self.stream()?;
+        if x.dtype().is_quantized() {
+            return me.contiguous_packed(x);
+        }
         let out = me.alloc_tensor(&s, x.shape(), x.dtype())?;
         me.copy_into(&s, &out, out.layout(), x)?;
         Ok(out)
@@ -306,6 +309,14 @@ impl Backend for CudaBackend {
 
     fn cast(&self, x: &Tensor, dtype: DType) -> Result<Tensor> {
         let (me, s) = self.stream()?;
+        if dtype.is_quantized() {
+            return err(format!(
+                "not supported yet: quantizing to {dtype} on cuda (cast on the cpu, then move the tensor)"
+            ));
+        }
+        if x.dtype().is_quantized() {
+            return me.dequantize(x, dtype);
+        }
         let out = me.alloc_tensor(&s, x.shape(), dtype)?;
         let n = x.numel();
         if n > 0 {
@@ -613,6 +624,14 @@ impl Backend for CudaBackend {
         Ok(out)
     }
 
+    fn write_slice(&self, dst: &mut Tensor, dim: usize, start: usize, src: &Tensor) -> Result<()> {
+        self.static_self()?.write_slice_impl(dst, dim, start, src)
+    }
+
+    fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+        self.static_self()?.linear_impl(x, w, b)
+    }
+
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let (me, s) = self.stream()?;
         crate::blas::matmul(me, &s, a, b)
@@ -663,11 +682,13 @@ impl Backend for CudaBackend {
             let po = me.input("rms_norm", &s, &out)?;
             let px = me.input("rms_norm", &s, x)?;
             let pw = me.input("rms_norm", &s, w)?;
+            // A decode step normalises one row: a wide block spreads it over more lanes.
+            let threads = if rows < 64 { 1024 } else { 256 };
             me.launch(
                 &s,
                 "tl_rms_norm",
                 CudaBackend::row_blocks(rows),
-                256,
+                threads,
                 0,
                 Args::new()
                     .ptr(po)
@@ -784,6 +805,9 @@ impl Backend for CudaBackend {
     }
 
     fn embedding(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        if table.dtype().is_quantized() {
+            return self.static_self()?.embedding_packed(table, ids);
+        }
         // Rows of the table picked by the flattened ids, then shaped ids.shape + [d].
         let flat = ids.reshape(&[-1])?;
         let rows = self.index_select(table, 0, &flat)?;
@@ -851,7 +875,19 @@ impl Backend for CudaBackend {
         if rows == 0 || dv == 0 {
             return Ok(out);
         }
-        let shared = sk * 4;
+        // Unit-stride rows (the usual layouts) take the warp-per-key kernel; it keeps the
+        // query row and one partial output row per warp in shared memory beside the scores.
+        let unit_rows = [q, k, v]
+            .iter()
+            .all(|t| t.layout().strides[r - 1] == 1 || t.shape()[r - 1] <= 1);
+        if unit_rows && sq == 1 && mask.is_none() && sk >= SPLIT_MIN_KEYS {
+            return me.attention_split(q, k, v, &out, scale);
+        }
+        let (kernel, block, shared) = if unit_rows {
+            ("tl_attention_rows", 256, (sk + d + 8 * dv) * 4)
+        } else {
+            ("tl_attention", 128, sk * 4)
+        };
         if shared > attention_shared_limit(me) {
             return err(format!(
                 "attention: {sk} keys need {shared} bytes of shared memory per block; this device allows {} (split the keys)",
@@ -870,35 +906,98 @@ impl Backend for CudaBackend {
             ),
             None => (pq, Lay::exact(op, q.layout())?, dtype_code(q.dtype())),
         };
-        me.launch(
-            &s,
-            "tl_attention",
-            rows as u32,
+        let mut args = Args::new();
+        args.ptr(po)
+            .ptr(pq)
+            .lay(&Lay::exact(op, q.layout())?)
+            .ptr(pk)
+            .lay(&Lay::exact(op, k.layout())?)
+            .ptr(pv)
+            .lay(&Lay::exact(op, v.layout())?)
+            .i32(dtype_code(q.dtype()))
+            .ptr(pm)
+            .lay(&lm)
+            .i32(mdt)
+            .i32(mask.is_some() as i32);
+        if !unit_rows {
+            args.i64(batch as i64);
+        }
+        args.i64(hq as i64)
+            .i64(sq as i64)
+            .i64(sk as i64)
+            .i64(d as i64)
+            .i64(dv as i64)
+            .i64((hq / hkv.max(1)) as i64)
+            .f32(scale as f32);
+        me.launch(&s, kernel, rows as u32, block, shared as u32, &mut args)?;
+        Ok(out)
+    }
+}
+
+/// Keys from which one decoding query row is split over several blocks.
+const SPLIT_MIN_KEYS: usize = 256;
+/// Keys per block of the split attention (`chunk` of tl_attention_split).
+const SPLIT_CHUNK: usize = 128;
+
+impl CudaBackend {
+    /// Attention of single query rows (decoding) over many keys, no mask: each row's keys
+    /// in chunks on separate blocks, then one merge per row (two launches).
+    fn attention_split(
+        &'static self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        out: &Tensor,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let op = "attention";
+        let s = &thread_stream(self)?;
+        let r = q.rank();
+        let (hq, d) = (q.shape()[r - 3], q.shape()[r - 1]);
+        let (hkv, sk) = (k.shape()[r - 3], k.shape()[r - 2]);
+        let dv = v.shape()[r - 1];
+        let rows = out.numel() / dv;
+        let splits = sk.div_ceil(SPLIT_CHUNK);
+        let part = self.alloc_tensor(s, &[rows * splits * (dv + 2)], DType::F32)?;
+        let pp = self.input(op, s, &part)?;
+        self.launch(
+            s,
+            "tl_attention_split",
+            (rows * splits) as u32,
             128,
-            shared as u32,
+            ((SPLIT_CHUNK + d + 4 * dv) * 4) as u32,
             Args::new()
-                .ptr(po)
-                .ptr(pq)
+                .ptr(pp)
+                .ptr(self.input(op, s, q)?)
                 .lay(&Lay::exact(op, q.layout())?)
-                .ptr(pk)
+                .ptr(self.input(op, s, k)?)
                 .lay(&Lay::exact(op, k.layout())?)
-                .ptr(pv)
+                .ptr(self.input(op, s, v)?)
                 .lay(&Lay::exact(op, v.layout())?)
                 .i32(dtype_code(q.dtype()))
-                .ptr(pm)
-                .lay(&lm)
-                .i32(mdt)
-                .i32(mask.is_some() as i32)
-                .i64(batch as i64)
                 .i64(hq as i64)
-                .i64(sq as i64)
                 .i64(sk as i64)
                 .i64(d as i64)
                 .i64(dv as i64)
                 .i64((hq / hkv.max(1)) as i64)
-                .f32(scale as f32),
+                .f32(scale as f32)
+                .i64(SPLIT_CHUNK as i64)
+                .i64(splits as i64),
         )?;
-        Ok(out)
+        self.launch(
+            s,
+            "tl_attention_combine",
+            rows as u32,
+            dv.clamp(32, 256).next_multiple_of(32) as u32,
+            0,
+            Args::new()
+                .ptr(self.input(op, s, out)?)
+                .i32(dtype_code(q.dtype()))
+                .ptr(pp)
+                .i64(splits as i64)
+                .i64(dv as i64),
+        )?;
+        Ok(out.clone())
     }
 }
 
@@ -910,14 +1009,16 @@ fn attention_shared_limit(backend: &CudaBackend) -> usize {
 
 /// Lets the attention kernel use the device's full shared memory (long key sequences).
 pub(crate) fn prepare_attention(backend: &CudaBackend) -> Result<()> {
-    let f = backend.kernels.get("tl_attention")?;
     let dynamic = attention_shared_limit(backend) as i32;
-    f.set_attribute(
-        cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        dynamic,
-    )
-    .map_err(crate::runtime::driver_err(
-        "raising the attention kernel's shared memory",
-    ))?;
+    for name in ["tl_attention", "tl_attention_rows", "tl_attention_split"] {
+        let (_, f) = backend.kernels.get(name)?;
+        f.set_attribute(
+            cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            dynamic,
+        )
+        .map_err(crate::runtime::driver_err(
+            "raising the attention kernel's shared memory",
+        ))?;
+    }
     Ok(())
 }

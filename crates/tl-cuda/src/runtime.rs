@@ -5,8 +5,7 @@
 use cudarc::driver::sys::{self, CUdeviceptr};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, result};
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::ffi::c_void;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tl_tensor::device::{DeviceBackend, DeviceStorage};
@@ -15,10 +14,20 @@ use tl_tensor::{DType, Device, Layout, Result, Tensor, TensorError, stats};
 use crate::CudaBackend;
 
 /// The CUDA C source of every kernel.
-pub(crate) const KERNEL_SOURCE: &str = include_str!("kernels.cu");
+pub(crate) const KERNEL_SOURCE: &str =
+    concat!(include_str!("kernels.cu"), include_str!("quant.cu"));
 
 /// Names of the kernels in [`KERNEL_SOURCE`].
 const KERNEL_NAMES: &[&str] = &[
+    "tl_attention_rows",
+    "tl_attention_split",
+    "tl_attention_combine",
+    "tl_dequant",
+    "tl_embedding_q",
+    "tl_matvec_q",
+    "tl_matvec_f",
+    "tl_matvec_q1",
+    "tl_matvec_f1",
     "tl_fill",
     "tl_copy",
     "tl_unary",
@@ -69,9 +78,11 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    pub(crate) fn get(&self, name: &str) -> Result<&CudaFunction> {
+    /// The kernel called `name` and its name as stored (for the profile).
+    pub(crate) fn get(&self, name: &str) -> Result<(&'static str, &CudaFunction)> {
         self.functions
-            .get(name)
+            .get_key_value(name)
+            .map(|(k, f)| (*k, f))
             .ok_or_else(|| TensorError(format!("cuda: kernel {name} is not in the module")))
     }
 }
@@ -165,18 +176,33 @@ pub(crate) struct BlasHandle(pub(crate) cudarc::cublas::sys::cublasHandle_t);
 unsafe impl Send for BlasHandle {}
 unsafe impl Sync for BlasHandle {}
 
+/// A launch timed for `TL_CUDA_PROFILE`: the kernel's name, its start and end events.
+struct TimedLaunch(&'static str, sys::CUevent, sys::CUevent);
+// SAFETY: event handles are usable from any thread.
+unsafe impl Send for TimedLaunch {}
+
+/// Device time per kernel name: (name, launches, milliseconds), longest first.
+pub(crate) type KernelTimes = Vec<(&'static str, u64, f64)>;
+
 /// One host thread's stream with what hangs off it: the cached free blocks of memory last used
 /// on it, its error word and its cuBLAS handle.
 pub(crate) struct ThreadStream {
     pub(crate) stream: Arc<CudaStream>,
     ctx: Arc<CudaContext>,
     /// Free blocks by size class; reusing one on the same stream needs no synchronisation.
-    pool: Mutex<HashMap<usize, Vec<CUdeviceptr>>>,
+    /// The lowest free address of a class is handed out first, so that a step that frees
+    /// what it allocated gets the same addresses the next time it runs (replayed launch
+    /// groups then keep their arguments).
+    pool: Mutex<HashMap<usize, BTreeSet<CUdeviceptr>>>,
     /// A device i32 that kernels set bits in (division by zero, index out of range).
     err_word: CUdeviceptr,
     /// True after a launch of a kernel that may set `err_word`, until the next read.
     pub(crate) may_have_error: AtomicBool,
     pub(crate) blas: Mutex<Option<BlasHandle>>,
+    /// Timed launches (name, start and end event) while `TL_CUDA_PROFILE` is set.
+    profile: Mutex<Vec<TimedLaunch>>,
+    /// Launches queued on the host and the captured groups replayed as graphs.
+    submit: crate::submit::Submitter,
 }
 
 impl ThreadStream {
@@ -197,10 +223,19 @@ impl ThreadStream {
             err_word,
             may_have_error: AtomicBool::new(false),
             blas: Mutex::new(None),
+            profile: Mutex::new(Vec::new()),
+            submit: Default::default(),
         })
     }
 
-    pub(crate) fn cu(&self) -> sys::CUstream {
+    /// The driver's handle of the stream, after handing it the launches queued so far (so
+    /// that work queued through the handle runs after them).
+    pub(crate) fn flushed(&self) -> Result<sys::CUstream> {
+        self.submit.flush_pending_launches(self.raw())?;
+        Ok(self.raw())
+    }
+
+    fn raw(&self) -> sys::CUstream {
         self.stream.cu_stream()
     }
 
@@ -216,7 +251,7 @@ impl ThreadStream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get_mut(&class)
-            .and_then(Vec::pop)
+            .and_then(BTreeSet::pop_first)
         {
             return Ok((p, class));
         }
@@ -244,11 +279,12 @@ impl ThreadStream {
             .unwrap_or_else(|e| e.into_inner())
             .entry(class)
             .or_default()
-            .push(ptr);
+            .insert(ptr);
     }
 
     /// Frees every cached block (after the stream's pending work, which may still use them).
     fn release_pool(&self) -> Result<()> {
+        self.flushed()?;
         self.stream
             .synchronize()
             .map_err(driver_err("synchronising"))?;
@@ -266,8 +302,70 @@ impl ThreadStream {
         Ok(())
     }
 
+    /// Runs `queue` (which queues device work named `name` on this stream), timed with a pair
+    /// of events when profiling is on.
+    pub(crate) fn profiled<R>(
+        &self,
+        name: &'static str,
+        queue: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        if !PROFILE.load(Ordering::Relaxed) {
+            return queue();
+        }
+        let timed_event = || {
+            result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT)
+                .map_err(driver_err("creating a timing event"))
+        };
+        let (start, end) = (timed_event()?, timed_event()?);
+        // SAFETY: live events recorded on this thread's live stream.
+        unsafe { result::event::record(start, self.flushed()?) }
+            .map_err(driver_err("recording"))?;
+        let out = queue()?;
+        unsafe { result::event::record(end, self.flushed()?) }.map_err(driver_err("recording"))?;
+        self.profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TimedLaunch(name, start, end));
+        Ok(out)
+    }
+
+    /// Device time per kernel name of the launches timed so far (waits for the stream and
+    /// forgets the records): (name, launches, milliseconds), plus the span from the first
+    /// start to the last end.
+    pub(crate) fn take_profile(&self) -> Result<(KernelTimes, f64)> {
+        self.flushed()?;
+        self.stream
+            .synchronize()
+            .map_err(driver_err("waiting for the device"))?;
+        let records = std::mem::take(&mut *self.profile.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut by_name: KernelTimes = Vec::new();
+        let mut span = 0.0;
+        if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            // SAFETY: recorded events of an idle stream.
+            span = unsafe { result::event::elapsed(first.1, last.2) }.unwrap_or(0.0) as f64;
+        }
+        for TimedLaunch(name, start, end) in records {
+            // SAFETY: both events were recorded and have completed (the stream is idle).
+            let ms = unsafe { result::event::elapsed(start, end) }.unwrap_or(0.0) as f64;
+            unsafe {
+                let _ = result::event::destroy(start);
+                let _ = result::event::destroy(end);
+            }
+            match by_name.iter_mut().find(|e| e.0 == name) {
+                Some(e) => {
+                    e.1 += 1;
+                    e.2 += ms;
+                }
+                None => by_name.push((name, 1, ms)),
+            }
+        }
+        by_name.sort_by(|a, b| b.2.total_cmp(&a.2));
+        Ok((by_name, span))
+    }
+
     /// Waits for this stream, then reports (and clears) errors that kernels flagged.
     pub(crate) fn synchronize_and_check(&self) -> Result<()> {
+        self.flushed()?;
         self.stream
             .synchronize()
             .map_err(driver_err("waiting for the device"))?;
@@ -328,6 +426,9 @@ fn size_class(bytes: usize) -> usize {
     }
 }
 
+/// On when `TL_CUDA_PROFILE` is set at `init`: every launch is timed with events.
+pub(crate) static PROFILE: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
     static STREAMS: RefCell<Vec<(u32, Arc<ThreadStream>)>> = const { RefCell::new(Vec::new()) };
 }
@@ -385,9 +486,9 @@ impl Drop for CudaStorage {
                     // SAFETY: both streams are live (held by Arcs); the wait is queued before
                     // the event is destroyed.
                     unsafe {
-                        let _ = result::event::record(ev, user.cu());
+                        let _ = result::event::record(ev, user.flushed().unwrap_or(user.raw()));
                         let _ = result::stream::wait_event(
-                            self.home.cu(),
+                            self.home.flushed().unwrap_or(self.home.raw()),
                             ev,
                             sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
                         );
@@ -553,28 +654,22 @@ impl CudaBackend {
         shared_bytes: u32,
         args: &mut Args,
     ) -> Result<()> {
-        let f = self.kernels.get(name)?;
-        let mut params: Vec<*mut c_void> = args
-            .slots
-            .iter_mut()
-            .map(|s| s.as_mut_ptr() as *mut c_void)
-            .collect();
-        // SAFETY: the parameters match the kernel's signature (checked by the op tests), the
-        // device pointers are live storages kept alive by the caller until the launch is
-        // queued, and the pool keeps freed blocks stream-ordered.
-        unsafe {
-            result::launch_kernel(
-                f.cu_function(),
-                (grid, 1, 1),
-                (block, 1, 1),
-                shared_bytes,
-                s.cu(),
-                &mut params,
-            )
+        let (name, f) = self.kernels.get(name)?;
+        let mut launch = crate::submit::Launch {
+            func: f.cu_function(),
+            name,
+            grid,
+            block,
+            shared: shared_bytes,
+            slots: std::mem::take(&mut args.slots),
+        };
+        if PROFILE.load(Ordering::Relaxed) {
+            // Timed one by one: the events must bracket each kernel.
+            stats::count_launches(1);
+            stats::count_submissions(1);
+            return s.profiled(name, || launch.launch_on(s.flushed()?));
         }
-        .map_err(|e| TensorError(format!("cuda: launching {name}: {e:?}")))?;
-        stats::count_launches(1);
-        Ok(())
+        s.submit.launch_or_queue(launch, s.raw())
     }
 
     /// A new uninitialised device tensor of `shape` and `dtype`, owned by stream `s`.
@@ -585,11 +680,11 @@ impl CudaBackend {
         dtype: DType,
     ) -> Result<Tensor> {
         let len: usize = shape.iter().product();
-        let bytes = len * dtype.size_in_bytes();
+        let bytes = dtype.bytes_for(len);
         let (ptr, class) = s.alloc(bytes)?;
         if crate::poison_new_tensors() && bytes > 0 {
             // SAFETY: the block holds at least `bytes` bytes and belongs to no tensor yet.
-            unsafe { result::memset_d8_async(ptr, 0xff, bytes, s.cu()) }
+            unsafe { result::memset_d8_async(ptr, 0xff, bytes, s.flushed()?) }
                 .map_err(driver_err("poisoning a new tensor"))?;
         }
         let storage = CudaStorage {
@@ -633,10 +728,10 @@ impl CudaBackend {
             // SAFETY: both streams and the event are live; destroying a recorded event that a
             // stream waits on is allowed (the wait is already queued).
             unsafe {
-                result::event::record(ev, st.home.cu())
+                result::event::record(ev, st.home.flushed()?)
                     .map_err(driver_err("recording an event"))?;
                 result::stream::wait_event(
-                    s.cu(),
+                    s.flushed()?,
                     ev,
                     sys::CUevent_wait_flags::CU_EVENT_WAIT_DEFAULT,
                 )

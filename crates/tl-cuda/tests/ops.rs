@@ -594,3 +594,234 @@ fn attention_matches_cpu() {
         );
     }
 }
+
+/// Packed bytes of `rows` x `cols` values in `kind`: Q8_0 and Q4_0 quantize random values as
+/// GGML does; the other formats get random bytes with small finite f16 scales (every bit
+/// pattern of the quantized values is valid).
+fn packed(r: &mut ChaCha8Rng, kind: tl_tensor::GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    use tl_tensor::GgmlType as G;
+    if matches!(kind, G::Q8_0 | G::Q4_0) {
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|_| r.random_range(-1.0..1.0))
+            .collect();
+        return tl_tensor::quant::quantize_row(kind, &x).unwrap();
+    }
+    let mut b: Vec<u8> = (0..kind.bytes_for(rows * cols).unwrap())
+        .map(|_| r.random())
+        .collect();
+    let scale_offsets: &[usize] = match kind {
+        G::Q4_1 | G::Q4_K | G::Q5_K => &[0, 2],
+        G::Q6_K => &[208],
+        _ => unreachable!("formats under test"),
+    };
+    for blk in b.chunks_exact_mut(kind.block_bytes()) {
+        for &o in scale_offsets {
+            let v = half::f16::from_f32(r.random_range(0.001..0.02));
+            blk[o..o + 2].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// `x @ W^T + b` in f64 from the expanded weight (the exact value the kernels approximate).
+fn linear_f64(x: &Tensor, w: &[f32], out_f: usize, b: Option<&Tensor>) -> Vec<f64> {
+    let xs = x.to_vec_f64();
+    let in_f = w.len() / out_f;
+    let bs = b.map(|b| b.to_vec_f64());
+    let mut y = Vec::new();
+    for row in xs.chunks(in_f) {
+        for n in 0..out_f {
+            let mut s: f64 = (0..in_f).map(|k| row[k] * w[n * in_f + k] as f64).sum();
+            if let Some(bs) = &bs {
+                s += bs[n];
+            }
+            y.push(s);
+        }
+    }
+    y
+}
+
+fn rel_err(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let d: f64 = got.iter().zip(want).map(|(a, b)| (a - b) * (a - b)).sum();
+    let n: f64 = want.iter().map(|b| b * b).sum();
+    d.sqrt() / n.sqrt().max(1e-30)
+}
+
+const PACKED: [tl_tensor::GgmlType; 6] = [
+    tl_tensor::GgmlType::Q4_0,
+    tl_tensor::GgmlType::Q4_1,
+    tl_tensor::GgmlType::Q8_0,
+    tl_tensor::GgmlType::Q4_K,
+    tl_tensor::GgmlType::Q5_K,
+    tl_tensor::GgmlType::Q6_K,
+];
+
+#[test]
+fn quantized_linear_reads_blocks_on_the_device() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(40);
+    let (out_f, in_f) = (37, 512);
+    for kind in PACKED {
+        let bytes = packed(&mut r, kind, out_f, in_f);
+        let mut wf = vec![0f32; out_f * in_f];
+        tl_tensor::quant::dequantize_row(kind, &bytes, &mut wf).unwrap();
+        let w = Tensor::from_quantized(kind, bytes.into(), &[out_f, in_f]).unwrap();
+        let wd = dev(&w);
+        // Batch 1 runs the one-row kernel, 2..8 the few-row one, 9 and 33 expand W once to f16
+        // for cuBLAS.
+        for (m, dt) in [
+            (1, DType::F32),
+            (3, DType::F16),
+            (8, DType::F32),
+            (9, DType::F32),
+            (33, DType::BF16),
+        ] {
+            let x = uniform(&mut r, &[m, in_f], -1.0, 1.0, dt);
+            let b = uniform(&mut r, &[out_f], -1.0, 1.0, DType::F32);
+            let y = dev(&x).linear(&wd, Some(&dev(&b))).unwrap();
+            assert_eq!(
+                (y.shape(), y.dtype(), y.device()),
+                (&[m, out_f][..], dt, GPU)
+            );
+            let err = rel_err(&y.to_vec_f64(), &linear_f64(&x, &wf, out_f, Some(&b)));
+            // More than 8 rows go through cuBLAS with the input rounded to f16 (tensor cores),
+            // as PyTorch's autocast does: about 3e-4 for f32 inputs.
+            let bound = match (dt, m) {
+                (DType::F32, 1..=8) => 1e-5,
+                (DType::F32, _) => 2e-3,
+                _ => 1e-2,
+            };
+            assert!(
+                err <= bound,
+                "{} linear m={m} {dt}: relative error {err:e}",
+                kind.name()
+            );
+        }
+        // Rows 5..30 of W (a view whose blocks start mid-tensor), no bias.
+        let x = uniform(&mut r, &[2, in_f], -1.0, 1.0, DType::F32);
+        let rows = wd.narrow(0, 5, 25).unwrap();
+        let y = dev(&x).linear(&rows, None).unwrap();
+        let want = linear_f64(&x, &wf[5 * in_f..30 * in_f], 25, None);
+        let err = rel_err(&y.to_vec_f64(), &want);
+        assert!(
+            err <= 1e-5,
+            "{} row view: relative error {err:e}",
+            kind.name()
+        );
+    }
+}
+
+#[test]
+fn quantized_cast_embedding_and_copies_match_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(41);
+    for kind in PACKED {
+        let bytes = packed(&mut r, kind, 12, 256);
+        let w = Tensor::from_quantized(kind, bytes.into(), &[12, 256]).unwrap();
+        let wd = dev(&w);
+        for dt in [DType::F32, DType::F16, DType::BF16] {
+            check(
+                &format!("cast {} -> {dt}", kind.name()),
+                &wd.cast(dt).unwrap(),
+                &w.cast(dt).unwrap(),
+            );
+        }
+        let ids = Tensor::from_i64(vec![3, 0, 11, 3, 7, 1], &[2, 3]).unwrap();
+        check(
+            &format!("embedding {}", kind.name()),
+            &Tensor::embedding(&wd, &dev(&ids)).unwrap(),
+            &Tensor::embedding(&w, &ids).unwrap(),
+        );
+        // Every other row (a view whose rows are not adjacent) packed on the device, and
+        // read back: the same blocks as on the CPU.
+        let rows = |t: &Tensor| t.slice(0, Some(1), Some(12), 2).unwrap();
+        let packed_rows = rows(&wd).contiguous().unwrap();
+        assert_eq!(packed_rows.device(), GPU);
+        assert!(packed_rows.is_contiguous());
+        let back = packed_rows.to_host().unwrap();
+        let want = rows(&w).contiguous().unwrap();
+        assert_eq!(back.shape(), &[6, 256]);
+        assert_eq!(
+            back.cpu_storage().unwrap().byte_len(),
+            want.cpu_storage().unwrap().byte_len()
+        );
+        assert_eq!(
+            back.to_vec_f64(),
+            want.to_vec_f64(),
+            "{} round trip",
+            kind.name()
+        );
+    }
+    let w = Tensor::from_quantized(
+        tl_tensor::GgmlType::Q8_0,
+        packed(&mut r, tl_tensor::GgmlType::Q8_0, 4, 32).into(),
+        &[4, 32],
+    )
+    .unwrap();
+    let bad = Tensor::embedding(&dev(&w), &dev(&Tensor::from_i64(vec![4], &[1]).unwrap())).unwrap();
+    let e = bad.synchronize_for_read().unwrap_err().to_string();
+    assert!(e.contains("out of range"), "{e}");
+}
+
+#[test]
+fn float_matvec_matches_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(42);
+    // K = 1024 takes the 16-byte loads, K = 100 the element loop; m <= 8 the mat-vec kernel.
+    for (m, k) in [(1, 1024), (5, 1024), (8, 100), (1, 7)] {
+        for wdt in FLOATS {
+            for xdt in [DType::F32, wdt] {
+                let w = uniform(&mut r, &[131, k], -1.0, 1.0, wdt);
+                let x = uniform(&mut r, &[m, k], -1.0, 1.0, xdt);
+                let b = uniform(&mut r, &[131], -1.0, 1.0, wdt);
+                check(
+                    &format!("linear m={m} k={k} x {xdt} w {wdt}"),
+                    &dev(&x).linear(&dev(&w), Some(&dev(&b))).unwrap(),
+                    &x.linear(&w, Some(&b)).unwrap(),
+                );
+            }
+        }
+    }
+    // A transposed weight view has no unit-stride rows: cuBLAS takes it.
+    let w = uniform(&mut r, &[64, 48], -1.0, 1.0, DType::F32)
+        .transpose(0, 1)
+        .unwrap();
+    let x = uniform(&mut r, &[1, 64], -1.0, 1.0, DType::F32);
+    check(
+        "linear transposed weight",
+        &dev(&x).linear(&dev(&w), None).unwrap(),
+        &x.linear(&w, None).unwrap(),
+    );
+}
+
+#[test]
+fn split_decoding_attention_matches_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(44);
+    // One query row per head over 256+ keys takes the split kernel (chunks of 128 keys, the
+    // last one partial); grouped heads (8 query heads on 2 key heads) and a batch dim.
+    for (sk, dt) in [
+        (256, DType::F32),
+        (300, DType::F16),
+        (1000, DType::BF16),
+        (257, DType::F32),
+    ] {
+        let q = uniform(&mut r, &[2, 8, 1, 64], -1.0, 1.0, dt);
+        let k = uniform(&mut r, &[2, 2, sk, 64], -2.0, 2.0, dt);
+        let v = uniform(&mut r, &[2, 2, sk, 64], -1.0, 1.0, dt);
+        check(
+            &format!("split attention sk={sk} {dt}"),
+            &Tensor::attention(&dev(&q), &dev(&k), &dev(&v), None).unwrap(),
+            &Tensor::attention(&q, &k, &v, None).unwrap(),
+        );
+    }
+}

@@ -216,3 +216,100 @@ fn default_device_places_created_tensors_and_round_trips() {
     let shown = format!("{}", a);
     assert!(shown.contains('6'), "{shown}");
 }
+
+#[test]
+fn write_slice_writes_in_place_on_the_device() {
+    let _g = serial();
+    if !gpu() {
+        return;
+    }
+    for dt in [DType::F32, DType::F16, DType::BF16] {
+        let base = random(50, &[2, 16, 4]).cast(dt).unwrap();
+        let src = random(51, &[2, 3, 4]).cast(dt).unwrap();
+        let mut want = base.clone();
+        want.write_slice_in_place(1, 5, &src).unwrap();
+        // Sole owner: one copy kernel into the same storage (a private copy first would be
+        // two, the narrow-and-concatenate fallback three).
+        let mut d = base.to_device(GPU).unwrap().contiguous().unwrap();
+        let src_d = src.to_device(GPU).unwrap();
+        let before = stats::snapshot();
+        d.write_slice_in_place(1, 5, &src_d).unwrap();
+        let used = stats::snapshot().since(&before);
+        assert_eq!(
+            used.kernel_launches, 1,
+            "{dt}: launches of an in-place write"
+        );
+        assert_eq!(d.device(), GPU);
+        assert_eq!(d.to_vec_f64(), want.to_vec_f64(), "{dt}: written values");
+        // A clone held elsewhere keeps its values (copy on write).
+        let held = d.clone();
+        let kept = held.to_vec_f64();
+        d.write_slice_in_place(1, 0, &src_d).unwrap();
+        assert_eq!(held.to_vec_f64(), kept, "{dt}: a shared storage changed");
+        want.write_slice_in_place(1, 0, &src).unwrap();
+        assert_eq!(
+            d.to_vec_f64(),
+            want.to_vec_f64(),
+            "{dt}: copy-on-write values"
+        );
+    }
+}
+
+/// A decode-like loop: the same kernels every step, one write at a position that moves, one
+/// reduction over a length that grows, and one read per step.
+fn decode_like_steps(steps: usize) -> Vec<Vec<f64>> {
+    let w = random(60, &[32, 32]).to_device(GPU).unwrap();
+    let mut cache = random(62, &[16, 32]).to_device(GPU).unwrap();
+    let mut x = random(61, &[1, 32]).to_device(GPU).unwrap();
+    let mut out = Vec::new();
+    for step in 0..steps {
+        for _ in 0..6 {
+            x = x.linear(&w, None).unwrap().unary(UnaryOp::Tanh).unwrap();
+        }
+        cache.write_slice_in_place(0, step, &x).unwrap();
+        let seen = cache
+            .narrow(0, 0, step + 1)
+            .unwrap()
+            .reduce(ReduceOp::Mean, Some(&[0]), true)
+            .unwrap();
+        x = x.binary(BinaryOp::Add, &seen).unwrap();
+        out.push(x.to_vec_f64());
+    }
+    out
+}
+
+#[test]
+fn repeated_launch_groups_replay_as_graphs_with_the_same_results() {
+    let _g = serial();
+    if !gpu() {
+        return;
+    }
+    let steps = 12;
+    let counted = |group: usize| {
+        tl_cuda::set_launch_group_size(group);
+        let before = stats::snapshot();
+        let out = decode_like_steps(steps);
+        (out, stats::snapshot().since(&before))
+    };
+    let (direct, d) = counted(0);
+    let (grouped, g) = counted(64);
+    tl_cuda::set_launch_group_size(tl_cuda::DEFAULT_GROUP_SIZE);
+    // Same kernels in the same order: bit-identical results.
+    assert_eq!(direct, grouped, "grouped submission changed the results");
+    assert_eq!(
+        d.submissions, d.kernel_launches,
+        "group size 0 launches directly"
+    );
+    assert_eq!(g.kernel_launches, d.kernel_launches);
+    // Step 1 launches directly, step 2 captures its group, later steps replay it: about one
+    // submission per step instead of one per kernel.
+    let per_step = d.kernel_launches / steps as u64;
+    assert!(per_step >= 10, "{per_step} launches per step");
+    assert!(
+        g.submissions <= per_step + 2 * steps as u64,
+        "{} submissions for {} launches in {steps} steps",
+        g.submissions,
+        g.kernel_launches
+    );
+    assert_eq!(g.syncs, steps as u64, "one sync per step");
+}

@@ -27,6 +27,9 @@ pub(crate) fn check_program(interp: &Interpreter, program: &LoadedProgram) -> Ve
                 globals.insert(decl.name.clone());
             }
             TopItem::Stmt(stmt) => collect_top_binding(stmt, &mut globals),
+            TopItem::Embedding(decl, _) => {
+                globals.insert(decl.name.clone());
+            }
             TopItem::Relation(..) | TopItem::Unsupported(..) => {}
         }
     }
@@ -44,7 +47,7 @@ pub(crate) fn check_program(interp: &Interpreter, program: &LoadedProgram) -> Ve
                     r.expr(init);
                 }
             }
-            TopItem::Relation(..) | TopItem::Unsupported(..) => {}
+            TopItem::Relation(..) | TopItem::Unsupported(..) | TopItem::Embedding(..) => {}
         }
     }
     let mut functions: Vec<_> = interp.fns.values().cloned().collect();
@@ -251,7 +254,7 @@ impl Resolver<'_> {
     /// True when an index names no variable: the statement is a tensor equation.
     fn is_equation_index(&self, indices: &[IndexArg]) -> bool {
         indices.iter().any(|ix| match ix {
-            IndexArg::Normalized(_) | IndexArg::Virtual(_) => true,
+            IndexArg::Normalized(_) | IndexArg::Virtual(..) => true,
             IndexArg::Expr(e) => self.has_unbound(e),
             IndexArg::Slice { start, end, step } => [start, end, step]
                 .into_iter()
@@ -324,7 +327,7 @@ impl Resolver<'_> {
                         self.expr(e);
                     }
                 }
-                IndexArg::Normalized(_) | IndexArg::Virtual(_) => {}
+                IndexArg::Normalized(_) | IndexArg::Virtual(..) => {}
             }
         }
     }

@@ -142,6 +142,8 @@ pub struct Interpreter {
     pub(crate) learnable: Vec<String>,
     /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
     pub(crate) logic: tl_logic::Engine,
+    /// Declared embedding spaces by name (`crate::eval::embedding`).
+    pub(crate) embeddings: HashMap<String, crate::eval::embedding::EmbeddingSpace>,
     /// Block scopes of the function now running (innermost last); empty at top level.
     pub(crate) scopes: Vec<Scope>,
     pub(crate) depth: usize,
@@ -171,6 +173,7 @@ impl Interpreter {
             relations: HashSet::new(),
             learnable: Vec::new(),
             logic: tl_logic::Engine::new(),
+            embeddings: HashMap::new(),
             scopes: Vec::new(),
             depth: 0,
             current_span: Span::default(),
@@ -285,9 +288,10 @@ impl Interpreter {
         ));
         if t.kernel_launches + t.syncs + t.device_allocations + t.host_to_device_bytes > 0 {
             out.push_str(&format!(
-                "device syncs: {}\nkernel launches: {}\ndevice allocations: {} ({} bytes)\nhost to device: {} bytes\ndevice to host: {} bytes\n",
+                "device syncs: {}\nkernel launches: {}\ndevice submissions: {}\ndevice allocations: {} ({} bytes)\nhost to device: {} bytes\ndevice to host: {} bytes\n",
                 t.syncs,
                 t.kernel_launches,
+                t.submissions,
                 t.device_allocations,
                 t.device_bytes_allocated,
                 t.host_to_device_bytes,
@@ -300,11 +304,12 @@ impl Interpreter {
             let steps = (c.tokens_sampled - 1) as f64;
             let d = last.since(&first);
             out.push_str(&format!(
-                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
+                "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} device submissions, {:.1} tensor ops, {:.1} allocations ({:.0} bytes)\n",
                 c.tokens_sampled,
                 d.host_reads as f64 / steps,
                 d.syncs as f64 / steps,
                 d.kernel_launches as f64 / steps,
+                d.submissions as f64 / steps,
                 d.ops_dispatched as f64 / steps,
                 d.allocations as f64 / steps,
                 d.bytes_allocated as f64 / steps
@@ -483,6 +488,10 @@ impl Interpreter {
             }
             TopItem::Relation(decl, span) => {
                 self.exec_relation_decl(decl, *span)?;
+                Ok(None)
+            }
+            TopItem::Embedding(decl, span) => {
+                self.exec_embedding_decl(decl, *span)?;
                 Ok(None)
             }
             TopItem::Unsupported(what, span) => Err(RuntimeError::new(

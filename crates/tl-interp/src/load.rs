@@ -16,8 +16,11 @@ pub(crate) enum TopItem {
     Tensor(TensorDecl, Span),
     /// `relation Name(...)`, declared in the logic engine when it runs.
     Relation(RelationDecl, Span),
+    /// `embedding Name { entities: ..., dimension: D }` (`crate::eval::embedding`).
+    Embedding(tl_syntax::ast::EmbeddingDecl, Span),
     /// A construct of a later issue (relations, rules, embeddings); running it fails with
     /// "not supported yet: WHAT".
+    #[allow(dead_code)]
     Unsupported(&'static str, Span),
 }
 
@@ -149,9 +152,7 @@ impl Interpreter {
                     self.relations.insert(decl.name.clone());
                     program.items.push(TopItem::Relation(decl, span));
                 }
-                ItemKind::Embedding(_) => program
-                    .items
-                    .push(TopItem::Unsupported("embedding spaces", span)),
+                ItemKind::Embedding(decl) => program.items.push(TopItem::Embedding(decl, span)),
                 // A top-level rule runs in file order like a rule statement.
                 ItemKind::Rule(rule) => program.items.push(TopItem::Stmt(Stmt {
                     kind: StmtKind::Rule(rule),

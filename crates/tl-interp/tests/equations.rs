@@ -433,12 +433,33 @@ fn error_cases() {
             "tensor `A` has rank 2 (shape [2, 3]) but is indexed with 3 indices",
         ),
         (
-            "Y[i] = A[i, j+1]",
-            "not supported yet: index arithmetic in tensor equations",
+            "Y[i] = A[i, j**2]",
+            "an index in a tensor equation is an index variable, an int, or index arithmetic: `+ - * / %` of those (as in `t+1`, `x+dx`, `x/2`)",
+        ),
+        ("Y[i] = A[i, j/0]", "index arithmetic divides by zero"),
+        (
+            "Y[i + j, j] = A[i, j]",
+            "the index `j` appears twice on the left side of a tensor equation",
         ),
         (
-            "Y[i] = A[i, 0:2]",
-            "not supported yet: slices in tensor equations",
+            "Y[i] = A[i, j'.]",
+            "the normalised index `j'.` belongs on the left side of a tensor equation; write `j'` here",
+        ),
+        (
+            "Y[i'., j'.] = A[i', j']",
+            "a tensor equation normalises over one index, but both `i'.` and `j'.` are marked",
+        ),
+        (
+            "Y[i, *t+1] = A[i, *t]",
+            "`Y` needs a value before this equation: a virtual index keeps only the current value of `Y`, which starts as the value it has now",
+        ),
+        (
+            "Z[*t+2] = Z[*t] A[0, t]",
+            "not supported yet: reading `Z` at `*t` while writing it at `*t+2`: a virtual index keeps only the previous step (write `*t+1` on the left and `*t` on the right)",
+        ),
+        (
+            "Z[i] = A[i, *t]",
+            "the virtual index `*t` is read here, but the left side has none (write it as `State[*t+1] = ...`)",
         ),
         ("Y[i] = Q[i, j]", "unknown tensor `Q` in a tensor equation"),
         (
@@ -451,7 +472,7 @@ fn error_cases() {
         ),
         (
             "Y[i] = gelu(A[i, j])",
-            "not supported yet: calling `gelu` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg and softmax)",
+            "not supported yet: calling `gelu` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg, softmax and lnorm)",
         ),
         (
             "Y[i] = A[i, j] < 1",
@@ -459,7 +480,7 @@ fn error_cases() {
         ),
         (
             "Y[i, i] = A[i, i]",
-            "not supported yet: a repeated index on the left side of a tensor equation",
+            "the index `i` appears twice on the left side of a tensor equation",
         ),
         (
             "Y[i] *= A[i, j]",
@@ -487,6 +508,17 @@ fn any_index_free_expression_can_be_indexed() {
     exec(&mut interp, "T[i, j] = transpose(A, 0, 1)[j, i] * 3");
     let reference: Vec<f64> = a.iter().map(|v| v * 3.0).collect();
     assert_close(&read(&mut interp, "T", &[n, m]), &reference);
+    // Index arithmetic on such a term: `t` takes the size of the dimension it shifts.
+    exec(&mut interp, "struct Holder { w: float32[?, ?] }");
+    exec(&mut interp, "let hold = Holder { w: transpose(A, 0, 1) }");
+    exec(&mut interp, "U[i, t] = hold.w[t+1, i]");
+    let mut shifted = vec![0.0; n * m];
+    for i in 0..n {
+        for t in 0..m - 1 {
+            shifted[i * m + t] = a[i * m + t + 1];
+        }
+    }
+    assert_close(&read(&mut interp, "U", &[n, m]), &shifted);
 }
 
 #[test]
@@ -510,4 +542,517 @@ fn an_index_used_outside_a_product_is_not_summed_inside_it() {
         .map(|i| (0..m).map(|j| w[i * m + j] * x[j]).sum::<f64>().tanh())
         .collect();
     assert_close(&read(&mut interp, "Z", &[n]), &inside);
+}
+
+/// `data[idx]` of a row-major tensor of shape `shape`, or 0 outside it.
+fn at(data: &[f64], shape: &[usize], idx: &[i64]) -> f64 {
+    let mut flat = 0usize;
+    for (d, &i) in idx.iter().enumerate() {
+        if i < 0 || i as usize >= shape[d] {
+            return 0.0;
+        }
+        flat = flat * shape[d] + i as usize;
+    }
+    data[flat]
+}
+
+#[test]
+fn shifted_indices_read_zero_outside() {
+    let (n, m) = (3, 6);
+    let mut interp = repl();
+    let mut rng = Rng::new(11);
+    let x = random_tensor(&mut interp, &mut rng, "X", &[n, m]);
+    exec(&mut interp, "Y[i, t] = X[i, t+1]");
+    exec(&mut interp, "Z[i, t] = X[i, t-2] + X[i, 2*t]");
+    let mut y = vec![0.0; n * m];
+    let mut z = vec![0.0; n * m];
+    for i in 0..n {
+        for t in 0..m as i64 {
+            y[i * m + t as usize] = at(&x, &[n, m], &[i as i64, t + 1]);
+            z[i * m + t as usize] =
+                at(&x, &[n, m], &[i as i64, t - 2]) + at(&x, &[n, m], &[i as i64, 2 * t]);
+        }
+    }
+    assert_close(&read(&mut interp, "Y", &[n, m]), &y);
+    assert_close(&read(&mut interp, "Z", &[n, m]), &z);
+}
+
+#[test]
+fn convolution_with_index_arithmetic() {
+    let (h, w, c, kh, kw, o) = (6, 7, 3, 3, 2, 4);
+    let mut interp = repl();
+    let mut rng = Rng::new(12);
+    let img = random_tensor(&mut interp, &mut rng, "Image", &[h, w, c]);
+    let f = random_tensor(&mut interp, &mut rng, "F", &[o, kh, kw, c]);
+    // `x` and `y` take the image's sizes (they index it only inside arithmetic).
+    exec(
+        &mut interp,
+        "Out[o, x, y] = Image[x+dx, y+dy, c] F[o, dx, dy, c]",
+    );
+    let mut reference = vec![0.0; o * h * w];
+    for oo in 0..o {
+        for x in 0..h {
+            for y in 0..w {
+                let mut acc = 0.0;
+                for dx in 0..kh {
+                    for dy in 0..kw {
+                        for cc in 0..c {
+                            acc += at(
+                                &img,
+                                &[h, w, c],
+                                &[(x + dx) as i64, (y + dy) as i64, cc as i64],
+                            ) * f[((oo * kh + dx) * kw + dy) * c + cc];
+                        }
+                    }
+                }
+                reference[(oo * h + x) * w + y] = acc;
+            }
+        }
+    }
+    assert_close(&read(&mut interp, "Out", &[o, h, w]), &reference);
+}
+
+#[test]
+fn pooling_by_integer_division_sums_maxes_and_averages() {
+    let (h, w) = (5, 7);
+    let (ph, pw) = (3, 3); // ceil(5/2), ceil(7/3)
+    let mut interp = repl();
+    let mut rng = Rng::new(13);
+    let img = random_tensor(&mut interp, &mut rng, "I", &[h, w]);
+    exec(&mut interp, "S[x/2, y/3] = I[x, y]");
+    exec(&mut interp, "M[x/2, y/3] max= I[x, y]");
+    exec(&mut interp, "A[x/2, y/3] avg= I[x, y]");
+    let mut sum = vec![0.0; ph * pw];
+    let mut max = vec![f64::NEG_INFINITY; ph * pw];
+    let mut count = vec![0.0; ph * pw];
+    for x in 0..h {
+        for y in 0..w {
+            let cell = (x / 2) * pw + y / 3;
+            sum[cell] += img[x * w + y];
+            max[cell] = max[cell].max(img[x * w + y]);
+            count[cell] += 1.0;
+        }
+    }
+    let avg: Vec<f64> = sum.iter().zip(&count).map(|(s, c)| s / c).collect();
+    assert_close(&read(&mut interp, "S", &[ph, pw]), &sum);
+    assert_close(&read(&mut interp, "M", &[ph, pw]), &max);
+    assert_close(&read(&mut interp, "A", &[ph, pw]), &avg);
+    // A summed index under pooling: max over the column and the pooled rows together.
+    exec(&mut interp, "R[x/2] max= I[x, y]");
+    let mut rmax = vec![f64::NEG_INFINITY; ph];
+    for x in 0..h {
+        for y in 0..w {
+            rmax[x / 2] = rmax[x / 2].max(img[x * w + y]);
+        }
+    }
+    assert_close(&read(&mut interp, "R", &[ph]), &rmax);
+    // A shifted left side: cells nothing maps to are 0; positions past the end are dropped
+    // when the tensor exists.
+    exec(&mut interp, "let v = I[0, 0:4]");
+    exec(&mut interp, "U[t+2] = v[t]");
+    let u: Vec<f64> = [0.0, 0.0]
+        .into_iter()
+        .chain(img[0..4].iter().copied())
+        .collect();
+    assert_close(&read(&mut interp, "U", &[6]), &u);
+    exec(&mut interp, "let V = zeros([4])");
+    exec(&mut interp, "V[t+1] += v[t]");
+    let vv = vec![0.0, img[0], img[1], img[2]];
+    assert_close(&read(&mut interp, "V", &[4]), &vv);
+    // max= leaves cells nothing lands in at 0; any one-variable map groups its positions
+    // (here by residue, not by contiguous blocks).
+    exec(&mut interp, "E[t+2] max= v[t]");
+    let e: Vec<f64> = [0.0, 0.0]
+        .into_iter()
+        .chain(img[0..4].iter().copied())
+        .collect();
+    assert_close(&read(&mut interp, "E", &[6]), &e);
+    exec(&mut interp, "let row = I[1, 0:7]");
+    exec(&mut interp, "Res[x % 3] = row[x]");
+    exec(&mut interp, "ResMax[x % 3] max= row[x]");
+    let mut res = vec![0.0; 3];
+    let mut resmax = vec![f64::NEG_INFINITY; 3];
+    for x in 0..7 {
+        res[x % 3] += img[w + x];
+        resmax[x % 3] = resmax[x % 3].max(img[w + x]);
+    }
+    assert_close(&read(&mut interp, "Res", &[3]), &res);
+    assert_close(&read(&mut interp, "ResMax", &[3]), &resmax);
+}
+
+#[test]
+fn slices_are_anonymous_indices() {
+    let (n, m) = (3, 8);
+    let mut interp = repl();
+    let mut rng = Rng::new(14);
+    let x = random_tensor(&mut interp, &mut rng, "X", &[n, m]);
+    let a = random_tensor(&mut interp, &mut rng, "a", &[m]);
+    // A slice absent from the left side is summed.
+    exec(&mut interp, "S[i] = X[i, 1:7:2]");
+    let s: Vec<f64> = (0..n)
+        .map(|i| [1, 3, 5].iter().map(|&j| x[i * m + j]).sum())
+        .collect();
+    assert_close(&read(&mut interp, "S", &[n]), &s);
+    // The k-th slice of the left side and of each term share one index.
+    exec(&mut interp, "C[i, :] = X[i, 4:8]");
+    let c: Vec<f64> = (0..n)
+        .flat_map(|i| (4..8).map(move |j| (i, j)))
+        .map(|(i, j)| x[i * m + j])
+        .collect();
+    assert_close(&read(&mut interp, "C", &[n, 4]), &c);
+    exec(&mut interp, "d[i] = X[i, 0:4] a[4:]");
+    let d: Vec<f64> = (0..n)
+        .map(|i| (0..4).map(|j| x[i * m + j] * a[4 + j]).sum())
+        .collect();
+    assert_close(&read(&mut interp, "d", &[n]), &d);
+    assert_eq!(
+        error(&mut interp, "e[i] = X[i, 0:4] a[0:3]"),
+        "a slice has size 4 in `X` but size 3 in `a`"
+    );
+    // A left-side slice with an end writes exactly there and must match the right side.
+    exec(&mut interp, "let Y = zeros([3, 8])");
+    exec(&mut interp, "Y[i, 2:6] = X[i, 0:4]");
+    let y: Vec<f64> = (0..n)
+        .flat_map(|i| (0..m).map(move |j| (i, j)))
+        .map(|(i, j)| {
+            if (2..6).contains(&j) {
+                x[i * m + j - 2]
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    assert_close(&read(&mut interp, "Y", &[n, m]), &y);
+    assert_eq!(
+        error(&mut interp, "Y[i, 2:5] = X[i, 0:4]"),
+        "the left side's slice has 3 positions but the matching slice of `X` has 4"
+    );
+}
+
+#[test]
+fn normalised_index_softmax_attention() {
+    let (p, dk, dv) = (5, 4, 3);
+    let mut interp = repl();
+    let mut rng = Rng::new(15);
+    let q = random_tensor(&mut interp, &mut rng, "Q", &[p, dk]);
+    let k = random_tensor(&mut interp, &mut rng, "K", &[p, dk]);
+    let v = random_tensor(&mut interp, &mut rng, "V", &[p, dv]);
+    // `p'.` marks the index softmax normalises over, here the first of the two.
+    exec(&mut interp, "Comp[p'., p] = softmax(Q[p, d] K[p', d] / 2)");
+    exec(&mut interp, "Attn[p, e] = Comp[p', p] V[p', e]");
+    let mut comp = vec![0.0; p * p];
+    for a in 0..p {
+        let scores: Vec<f64> = (0..p)
+            .map(|b| (0..dk).map(|d| q[a * dk + d] * k[b * dk + d]).sum::<f64>() / 2.0)
+            .collect();
+        let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = scores.iter().map(|s| (s - mx).exp()).sum();
+        for b in 0..p {
+            comp[b * p + a] = (scores[b] - mx).exp() / z;
+        }
+    }
+    assert_close(&read(&mut interp, "Comp", &[p, p]), &comp);
+    let attn: Vec<f64> = (0..p)
+        .flat_map(|a| (0..dv).map(move |e| (a, e)))
+        .map(|(a, e)| (0..p).map(|b| comp[b * p + a] * v[b * dv + e]).sum())
+        .collect();
+    assert_close(&read(&mut interp, "Attn", &[p, dv]), &attn);
+    // Without softmax, `p'.` divides by the sum over `p'`.
+    exec(&mut interp, "N[p, p'.] = exp(Q[p, d] K[p', d])");
+    let mut n = vec![0.0; p * p];
+    for a in 0..p {
+        let row: Vec<f64> = (0..p)
+            .map(|b| {
+                (0..dk)
+                    .map(|d| q[a * dk + d] * k[b * dk + d])
+                    .sum::<f64>()
+                    .exp()
+            })
+            .collect();
+        let z: f64 = row.iter().sum();
+        for b in 0..p {
+            n[a * p + b] = row[b] / z;
+        }
+    }
+    assert_close(&read(&mut interp, "N", &[p, p]), &n);
+}
+
+#[test]
+fn virtual_index_runs_a_recurrence_with_one_step_of_memory() {
+    let (h, x, steps) = (4, 3, 6);
+    let mut interp = repl();
+    let mut rng = Rng::new(16);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[h, h]);
+    let u = random_tensor(&mut interp, &mut rng, "U", &[h, x]);
+    let input = random_tensor(&mut interp, &mut rng, "Input", &[x, steps]);
+    let s0 = random_tensor(&mut interp, &mut rng, "State", &[h]);
+    exec(
+        &mut interp,
+        "State[i, *t+1] = tanh(W[i, j] State[j, *t] + U[i, k] Input[k, t])",
+    );
+    let mut s = s0;
+    for t in 0..steps {
+        s = (0..h)
+            .map(|i| {
+                let a: f64 = (0..h).map(|j| w[i * h + j] * s[j]).sum();
+                let b: f64 = (0..x).map(|k| u[i * x + k] * input[k * steps + t]).sum();
+                (a + b).tanh()
+            })
+            .collect();
+    }
+    // Only the current value is kept: State has no `t` dimension.
+    assert_close(&read(&mut interp, "State", &[h]), &s);
+}
+
+/// A random family tree: `Parent` facts over `n` people, each person after the first few
+/// getting one or two parents among the earlier ones.
+fn family(rng: &mut Rng, n: usize) -> Vec<(usize, usize)> {
+    let mut facts = Vec::new();
+    for child in 2..n {
+        let a = ((rng.next() + 1.0) / 2.0 * child as f64) as usize % child;
+        facts.push((a, child));
+        let b = ((rng.next() + 1.0) / 2.0 * child as f64) as usize % child;
+        if b != a {
+            facts.push((b, child));
+        }
+    }
+    facts
+}
+
+/// The scores `S` (n x n) read back as a set of pairs above one half.
+fn pairs_above_half(scores: &[f64], n: usize) -> std::collections::BTreeSet<(usize, usize)> {
+    (0..n * n)
+        .filter(|&k| scores[k] > 0.5)
+        .map(|k| (k / n, k % n))
+        .collect()
+}
+
+#[test]
+fn embedded_relations_at_temperature_zero_reproduce_datalog() {
+    let n = 12;
+    let mut interp = repl();
+    let mut rng = Rng::new(21);
+    let facts = family(&mut rng, n);
+    let names: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
+    for &(a, b) in &facts {
+        exec(&mut interp, &format!("Parent({}, {})", names[a], names[b]));
+    }
+    exec(
+        &mut interp,
+        "Grandparent(X, Z) <- Parent(X, Y), Parent(Y, Z)",
+    );
+    exec(&mut interp, "seed(7)");
+    exec(
+        &mut interp,
+        &format!(
+            "embedding Emb {{ entities: {{{}}}, dimension: 512 }}",
+            names.join(", ")
+        ),
+    );
+    // The facts' outer products, and an embedded rule: the composition of embedded Parent.
+    exec(&mut interp, "EmbP[i, j] = Parent(x, y) Emb[x, i] Emb[y, j]");
+    exec(&mut interp, "EmbG[i, k] = EmbP[i, j] EmbP[j, k]");
+    exec(&mut interp, "let T = 0");
+    exec(
+        &mut interp,
+        "P[x, y] = sig((EmbP[i, j] Emb[x, i] Emb[y, j] - 0.5) / T)",
+    );
+    exec(
+        &mut interp,
+        "G[x, z] = sig((EmbG[i, k] Emb[x, i] Emb[z, k] - 0.5) / T)",
+    );
+    // The reference: the facts, and grandparents by a plain join of the fact set.
+    let parent: std::collections::BTreeSet<(usize, usize)> = facts.iter().copied().collect();
+    let mut grand = std::collections::BTreeSet::new();
+    for &(a, b) in &parent {
+        for &(c, d) in &parent {
+            if b == c {
+                grand.insert((a, d));
+            }
+        }
+    }
+    assert!(grand.len() >= 5, "a tree deep enough to test: {grand:?}");
+    let p = read(&mut interp, "P", &[n, n]);
+    assert!(
+        p.iter().all(|&v| v == 0.0 || v == 1.0),
+        "T = 0 is exact: {p:?}"
+    );
+    assert_eq!(pairs_above_half(&p, n), parent);
+    let g = read(&mut interp, "G", &[n, n]);
+    assert!(g.iter().all(|&v| v == 0.0 || v == 1.0));
+    assert_eq!(pairs_above_half(&g, n), grand);
+    // The Datalog engine agrees with the same set.
+    let mut engine_pairs = std::collections::BTreeSet::new();
+    let out = SharedBuffer::new();
+    let mut q = Interpreter::with_output(Options::default(), Box::new(out.clone()));
+    for &(a, b) in &facts {
+        exec(&mut q, &format!("Parent({}, {})", names[a], names[b]));
+    }
+    exec(&mut q, "Grandparent(X, Z) <- Parent(X, Y), Parent(Y, Z)");
+    exec(&mut q, "query Grandparent(X, Z)");
+    for line in out.contents().lines() {
+        let cells: Vec<&str> = line
+            .split('|')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if let [x, z] = cells.as_slice()
+            && let (Some(x), Some(z)) = (x.strip_prefix('p'), z.strip_prefix('p'))
+            && let (Ok(x), Ok(z)) = (x.parse::<usize>(), z.parse::<usize>())
+        {
+            engine_pairs.insert((x, z));
+        }
+    }
+    assert_eq!(engine_pairs, grand, "engine output:\n{}", out.contents());
+    // A higher temperature gives graded scores strictly between 0 and 1, facts above one half.
+    exec(&mut interp, "T = 0.1");
+    exec(
+        &mut interp,
+        "P2[x, y] = sig((EmbP[i, j] Emb[x, i] Emb[y, j] - 0.5) / T)",
+    );
+    let p2 = read(&mut interp, "P2", &[n, n]);
+    assert!(p2.iter().all(|&v| v > 0.0 && v < 1.0), "{p2:?}");
+    assert!(
+        p2.iter().any(|&v| v > 0.5 && v < 0.999),
+        "graded, not saturated: {p2:?}"
+    );
+    assert_eq!(pairs_above_half(&p2, n), parent);
+}
+
+#[test]
+fn embedding_declarations_and_lookups() {
+    let mut interp = repl();
+    exec(&mut interp, "seed(3)");
+    exec(
+        &mut interp,
+        "embedding E { entities: {a, b, c}, dimension: 4, init: orthonormal }",
+    );
+    let e = read(&mut interp, "E", &[3, 4]);
+    for r in 0..3 {
+        for s in 0..3 {
+            let dot: f64 = (0..4).map(|d| e[r * 4 + d] * e[s * 4 + d]).sum();
+            let want = if r == s { 1.0 } else { 0.0 };
+            assert!((dot - want).abs() < 1e-5, "rows {r} {s}: {dot}");
+        }
+    }
+    // An entity names its row; a string or a variable bound to one does too.
+    exec(&mut interp, "rb[d] = E[b, d]");
+    assert_close(&read(&mut interp, "rb", &[4]), &e[4..8]);
+    exec(&mut interp, "let who = \"c\"");
+    exec(&mut interp, "rc[d] = E[who, d]");
+    assert_close(&read(&mut interp, "rc", &[4]), &e[8..12]);
+    assert_eq!(
+        error(&mut interp, "rz[d] = E[\"zed\", d]"),
+        "`zed` is not an entity of the embedding `E`"
+    );
+    assert_eq!(
+        error(
+            &mut interp,
+            "embedding F { entities: {a, b, c}, dimension: 2, init: orthonormal }"
+        ),
+        "embedding `F`: `init: orthonormal` needs dimension >= the number of entities (2 < 3)"
+    );
+    assert_eq!(
+        error(
+            &mut interp,
+            "embedding G { entities: auto, dimension: 2 }\nq[d] = G[x, d]"
+        ),
+        "embedding `G` has `entities: auto`, but no facts name any symbol yet"
+    );
+    // `auto` takes the engine's symbols, in the order first stated, at the first use.
+    exec(&mut interp, "Likes(zoe, yan)\nLikes(yan, xia)");
+    exec(&mut interp, "embedding H { entities: auto, dimension: 6 }");
+    exec(&mut interp, "ry[d] = H[yan, d]");
+    let h = read(&mut interp, "H", &[3, 6]);
+    assert_close(&read(&mut interp, "ry", &[6]), &h[6..12]);
+    exec(&mut interp, "rx[d] = H[xia, d]");
+    assert_close(&read(&mut interp, "rx", &[6]), &h[12..18]);
+    for r in 0..3 {
+        let norm: f64 = (0..6).map(|d| h[r * 6 + d] * h[r * 6 + d]).sum();
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "random rows have unit length: {norm}"
+        );
+    }
+}
+
+#[test]
+fn a_function_sums_the_indices_that_occur_only_inside_it() {
+    let (e, f) = (4, 5);
+    let mut interp = repl();
+    let mut rng = Rng::new(17);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[e, f]);
+    let v = random_tensor(&mut interp, &mut rng, "V", &[e, f]);
+    let a = random_tensor(&mut interp, &mut rng, "A", &[f]);
+    let b = random_tensor(&mut interp, &mut rng, "B", &[f]);
+    // `f` appears in both products, so neither product sums it; relu's argument does.
+    exec(&mut interp, "Y[i] = relu(W[i, k] A[k] + V[i, k] B[k])");
+    let y: Vec<f64> = (0..e)
+        .map(|i| {
+            (0..f)
+                .map(|k| w[i * f + k] * a[k] + v[i * f + k] * b[k])
+                .sum::<f64>()
+                .max(0.0)
+        })
+        .collect();
+    assert!(y.contains(&0.0) && y.iter().any(|&x| x > 0.0), "{y:?}");
+    assert_close(&read(&mut interp, "Y", &[e]), &y);
+}
+
+#[test]
+fn lnorm_normalises_over_the_marked_or_last_index() {
+    let (n, d) = (3, 6);
+    let mut interp = repl();
+    let mut rng = Rng::new(18);
+    let x = random_tensor(&mut interp, &mut rng, "X", &[n, d]);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[d, d]);
+    exec(&mut interp, "Y[p, e] = lnorm(X[p, f] W[f, e])");
+    exec(&mut interp, "Z[e'., p] = lnorm(X[p, f] W[f, e'])");
+    let mut y = vec![0.0; n * d];
+    for p in 0..n {
+        let row: Vec<f64> = (0..d)
+            .map(|e| (0..d).map(|f| x[p * d + f] * w[f * d + e]).sum())
+            .collect();
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+        for e in 0..d {
+            y[p * d + e] = (row[e] - mean) / (var + 1e-5).sqrt();
+        }
+    }
+    assert_close(&read(&mut interp, "Y", &[n, d]), &y);
+    let z: Vec<f64> = (0..d)
+        .flat_map(|e| (0..n).map(move |p| (e, p)))
+        .map(|(e, p)| y[p * d + e])
+        .collect();
+    assert_close(&read(&mut interp, "Z", &[d, n]), &z);
+}
+
+#[test]
+fn left_side_arithmetic_over_several_variables_flattens() {
+    let (p, h, k) = (3, 4, 5);
+    let mut interp = repl();
+    let mut rng = Rng::new(19);
+    let a = random_tensor(&mut interp, &mut rng, "Attn", &[p, h, k]);
+    // Concatenating the heads (the paper's concat): column h*K + v.
+    exec(&mut interp, "let K = 5");
+    exec(&mut interp, "Merged[q, c*K + v] = Attn[q, c, v]");
+    assert_close(&read(&mut interp, "Merged", &[p, h * k]), &a);
+    // Several positions landing on one cell add: anti-diagonal sums of a matrix.
+    let m = random_tensor(&mut interp, &mut rng, "M", &[4, 3]);
+    exec(&mut interp, "Anti[i + j] = M[i, j]");
+    let mut anti = vec![0.0; 6];
+    for i in 0..4 {
+        for j in 0..3 {
+            anti[i + j] += m[i * 3 + j];
+        }
+    }
+    assert_close(&read(&mut interp, "Anti", &[6]), &anti);
+    exec(&mut interp, "AntiMax[i + j] max= M[i, j]");
+    let mut amax = vec![f64::NEG_INFINITY; 6];
+    for i in 0..4 {
+        for j in 0..3 {
+            amax[i + j] = amax[i + j].max(m[i * 3 + j]);
+        }
+    }
+    assert_close(&read(&mut interp, "AntiMax", &[6]), &amax);
 }

@@ -8,6 +8,7 @@ use crate::eval::{self, Arg, CAtom, CLit, CRule, Plan, Range, RelId, Stats};
 use crate::relation::{NONE, Prov, Relation};
 use crate::rule::{Atom, CmpOp, Literal, Rule, Term};
 use crate::strata;
+use crate::tensor_eval::{DenseLimits, StratumReport, TensorMode};
 use crate::value::{Domain, Id, Interner, Symbol, Value};
 
 /// How forward chaining iterates to the fixed point.
@@ -38,6 +39,10 @@ pub struct Engine {
     pub(crate) round: u32,
     pub(crate) stats: Stats,
     strategy: Strategy,
+    pub(crate) tensor_mode: TensorMode,
+    pub(crate) dense_limits: DenseLimits,
+    /// How each stratum of the last evaluation ran (tuples or tensors) and why.
+    reports: Vec<StratumReport>,
 }
 
 impl Engine {
@@ -260,6 +265,26 @@ impl Engine {
         &self.rules
     }
 
+    /// The join order the engine would use now to evaluate rule `rule` over whole relations (its first
+    /// round), one line per positive body atom: `Atom   [N rows, scan | index on column C | probe]`.
+    /// Negations and comparisons are checked as soon as their variables are bound. The order is chosen
+    /// by cost: the smallest relation first, then repeatedly the smallest atom sharing a bound variable,
+    /// read through a hash index on its bound columns. (A semi-naive round starts from the delta atom.)
+    pub fn join_plan(&mut self, rule: usize) -> Option<Vec<String>> {
+        let c = self.compiled.get(rule)?.clone();
+        let ranges = eval::full_ranges(&self.store, &c.body);
+        let plan = self.plan_for(&c, &ranges, &vec![false; c.nvars]);
+        let steps = plan.describe(&self.store);
+        Some(
+            steps
+                .into_iter()
+                .map(|(lit, rows, how)| {
+                    format!("{}   [{rows} rows, {how}]", self.rules[rule].body[lit])
+                })
+                .collect(),
+        )
+    }
+
     fn compile_rule(&mut self, rule: &Rule, source: u32) -> Result<CRule, LogicError> {
         let text = rule.to_string();
         // Safety: every variable outside positive atoms must occur in one, or be equated (`V == e`) to a
@@ -386,6 +411,34 @@ impl Engine {
         self.strategy = strategy;
     }
 
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Chooses tuples, dense tensors, or either by size ([`TensorMode::Auto`], the default) for the
+    /// strata evaluated from now on. Derived tuples are the same whichever runs.
+    pub fn set_tensor_mode(&mut self, mode: TensorMode) {
+        self.tensor_mode = mode;
+    }
+
+    pub fn tensor_mode(&self) -> TensorMode {
+        self.tensor_mode
+    }
+
+    pub fn set_dense_limits(&mut self, limits: DenseLimits) {
+        self.dense_limits = limits;
+    }
+
+    pub fn dense_limits(&self) -> DenseLimits {
+        self.dense_limits
+    }
+
+    /// How each stratum of the last forward evaluation ran (tuples or dense tensors) and why, in
+    /// evaluation order.
+    pub fn stratum_reports(&self) -> &[StratumReport] {
+        &self.reports
+    }
+
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -488,8 +541,19 @@ impl Engine {
     /// Evaluates a rule set to its fixed point; relations not headed by these rules are inputs.
     pub(crate) fn evaluate(&mut self, rules: &[CRule]) -> Result<(), LogicError> {
         let comps = strata::components(rules, &|id| self.rel_name(id))?;
+        self.reports.clear();
         for comp in comps {
-            self.evaluate_component(rules, &comp)?;
+            let decision = self.decide(rules, &comp);
+            let mut report = decision.report;
+            let rounds_before = self.stats.rounds;
+            match decision.plan {
+                Some(plan) => {
+                    self.evaluate_dense(&comp, &plan)?;
+                }
+                None => self.evaluate_component(rules, &comp)?,
+            }
+            report.rounds = self.stats.rounds - rounds_before;
+            self.reports.push(report);
         }
         Ok(())
     }

@@ -35,6 +35,8 @@ pub enum LogicError {
     },
     /// A symbol value made by a different engine.
     ForeignSymbol(u32),
+    /// A tensor operation of dense (tensor) evaluation failed, e.g. the device ran out of memory.
+    Tensor(String),
     /// A broken internal invariant (a bug in this crate, reported instead of panicking).
     Internal(String),
     /// Text given to `Rule::parse` / `Atom::parse` that is not a rule or atom.
@@ -95,6 +97,7 @@ impl fmt::Display for LogicError {
                 f,
                 "symbol #{id} does not belong to this engine (intern it with this engine's `sym`)"
             ),
+            LogicError::Tensor(msg) => write!(f, "dense (tensor) evaluation failed: {msg}"),
             LogicError::Internal(msg) => write!(f, "internal error in the logic engine: {msg}"),
             LogicError::Parse(msg) => write!(f, "parse error: {msg}"),
         }

@@ -138,6 +138,33 @@ impl Plan {
     pub fn step_literals(&self) -> Vec<usize> {
         self.steps.iter().map(|s| s.lit).collect()
     }
+
+    /// Each join step: its body literal, the rows it may read, and how it reads them (`scan`,
+    /// `index on columns 1` (0-based columns), or `probe` when every column is bound).
+    pub fn describe(&self, store: &[Relation]) -> Vec<(usize, u32, String)> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let how = match s.access {
+                    Access::Scan => "scan".to_string(),
+                    Access::Exact => "probe".to_string(),
+                    Access::Index(ix) => {
+                        let cols: Vec<String> = store[s.rel].indexes[ix]
+                            .cols
+                            .iter()
+                            .map(usize::to_string)
+                            .collect();
+                        format!(
+                            "index on column{} {}",
+                            if cols.len() == 1 { "" } else { "s" },
+                            cols.join(", ")
+                        )
+                    }
+                };
+                (s.lit, s.range.hi.saturating_sub(s.range.lo), how)
+            })
+            .collect()
+    }
 }
 
 /// Work counters, cumulative over an engine's life until reset.

@@ -9,6 +9,13 @@
 //! magic-sets rewriting that computes only the tuples the goal can use. Every derived tuple records the
 //! rule and round that first produced it, from which [`Engine::explain`] rebuilds a proof.
 //!
+//! Each stratum runs either on tuples (hashed tuple lists; joins planned by cost, see
+//! [`Engine::join_plan`]) or, when it is small and dense enough, on dense 0/1 tensors of `tl_tensor` on
+//! the default tensor device: a rule body is one `einsum` then `step`, rounds are semi-naive over delta
+//! tensors, and the round and rule of each derived cell are recorded so explanations work alike
+//! ([`TensorMode`], [`DenseLimits`], [`Engine::stratum_reports`]; details in `tensor_eval.rs`). Both
+//! give the same tuples.
+//!
 //! ```
 //! use tl_logic::{Atom, Engine};
 //! let mut e = Engine::new();
@@ -44,6 +51,7 @@ mod explain;
 mod relation;
 mod rule;
 mod strata;
+mod tensor_eval;
 mod value;
 
 pub use answers::Answers;
@@ -53,4 +61,5 @@ pub use error::LogicError;
 pub use eval::Stats;
 pub use explain::{Derivation, DerivationNode};
 pub use rule::{Atom, CmpOp, Literal, Rule, Term, classify_name};
+pub use tensor_eval::{DenseLimits, StratumReport, TensorMode};
 pub use value::{Domain, Symbol, Value};

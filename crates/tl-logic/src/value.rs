@@ -76,6 +76,11 @@ impl Interner {
         self.ids.get(&v).copied()
     }
 
+    /// Number of interned values (ids run from 0 to this).
+    pub(crate) fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
     pub(crate) fn value(&self, id: Id) -> Value {
         self.values[id as usize]
     }

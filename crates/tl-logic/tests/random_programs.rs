@@ -1,10 +1,11 @@
 //! Random stratified programs (recursion, negation of lower strata, constants, wildcards, comparisons)
-//! checked against the reference evaluator, forward and backward.
+//! checked against the reference evaluator, forward and backward, on tuples and on dense tensors.
 
 mod common;
 
 use common::{
-    Program, Rng, check_derivation, check_relations, engine_rows, reference_answers, reference_eval,
+    MODES, Program, Rng, check_derivation, check_relations, engine_rows, reference_answers,
+    reference_eval,
 };
 use tl_logic::Atom;
 
@@ -117,6 +118,7 @@ fn random_stratified_programs_match_reference() {
     let mut nonempty = 0;
     let mut goals_checked = 0;
     let mut explained = 0;
+    let mut dense_strata = 0;
     for seed in 0..60 {
         let (p, rels) = random_program(seed);
         let db = reference_eval(&p).expect("generated programs are stratified");
@@ -139,48 +141,60 @@ fn random_stratified_programs_match_reference() {
                     .collect();
                 let goal = Atom::parse(&format!("{rel}({})", args.join(", "))).unwrap();
                 let want = reference_answers(&db, &goal);
-                let mut e = p.engine();
-                let got = e
-                    .query_backward(&goal)
-                    .unwrap_or_else(|err| panic!("seed {seed} {goal}: {err}"));
-                assert_eq!(
-                    engine_rows(&e, &got.rows),
-                    want,
-                    "seed {seed} backward {goal}\n{:#?}",
-                    p.rules
-                );
-                let mut f = p.engine();
-                let got = f.query(&goal).unwrap();
-                assert_eq!(
-                    engine_rows(&f, &got.rows),
-                    want,
-                    "seed {seed} forward {goal}"
-                );
+                for mode in MODES {
+                    let mut e = p.engine_in(mode);
+                    let got = e
+                        .query_backward(&goal)
+                        .unwrap_or_else(|err| panic!("seed {seed} {goal} ({mode:?}): {err}"));
+                    assert_eq!(
+                        engine_rows(&e, &got.rows),
+                        want,
+                        "seed {seed} backward {goal} ({mode:?})\n{:#?}",
+                        p.rules
+                    );
+                }
+                for mode in MODES {
+                    let mut f = p.engine_in(mode);
+                    let got = f.query(&goal).unwrap();
+                    assert_eq!(
+                        engine_rows(&f, &got.rows),
+                        want,
+                        "seed {seed} forward {goal} ({mode:?})"
+                    );
+                }
                 goals_checked += 1;
             }
-            // Every derived tuple of the relation has a valid derivation.
-            let mut e = p.engine();
-            e.run_forward().unwrap();
-            for t in e.tuples(rel) {
-                let goal = Atom::new(
-                    rel,
-                    t.iter()
-                        .map(|&v| match common::from_value(&e, v) {
-                            common::RVal::Int(i) => tl_logic::Term::Int(i),
-                            common::RVal::Sym(s) => tl_logic::Term::Sym(s),
-                        })
-                        .collect(),
-                );
-                let d = e
-                    .explain(&goal)
-                    .unwrap()
-                    .expect("derived tuples have derivations");
-                check_derivation(&mut e, &p, &d);
-                explained += 1;
+            // Every derived tuple of the relation has a valid derivation, whether tuples or dense
+            // tensors derived it.
+            for mode in MODES {
+                let mut e = p.engine_in(mode);
+                e.run_forward().unwrap();
+                dense_strata += e.stratum_reports().iter().filter(|r| r.dense).count();
+                for t in e.tuples(rel) {
+                    let goal = Atom::new(
+                        rel,
+                        t.iter()
+                            .map(|&v| match common::from_value(&e, v) {
+                                common::RVal::Int(i) => tl_logic::Term::Int(i),
+                                common::RVal::Sym(s) => tl_logic::Term::Sym(s),
+                            })
+                            .collect(),
+                    );
+                    let d = e
+                        .explain(&goal)
+                        .unwrap()
+                        .expect("derived tuples have derivations");
+                    check_derivation(&mut e, &p, &d);
+                    explained += 1;
+                }
             }
         }
     }
     assert!(nonempty > 60, "{nonempty} non-empty derived relations");
     assert!(goals_checked > 300, "{goals_checked}");
-    assert!(explained > 500, "{explained}");
+    assert!(explained > 1000, "{explained}");
+    assert!(
+        dense_strata > 100,
+        "{dense_strata} strata ran on dense tensors"
+    );
 }

@@ -345,10 +345,11 @@ pub enum IndexArg {
         end: Option<Expr>,
         step: Option<Expr>,
     },
-    /// `p'.`: the index normalised over (softmax-style) in a tensor equation.
+    /// `p'.`: the index normalised over (softmax-style) in a tensor equation. The name keeps
+    /// its prime (`"p'"`); a primed name without the dot (`p'`) is an ordinary `Expr` name.
     Normalized(String),
-    /// `*t`: a virtual index (no memory kept for it).
-    Virtual(String),
+    /// `*t`, `*t+1`, `*t-1`: a virtual index (no memory kept for it) and its offset.
+    Virtual(String, i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1391,26 +1391,39 @@ impl<'s> Parser<'s> {
 
     fn index_arg(&mut self) -> PResult<IndexArg> {
         let ends_arg = |t: &Tok| matches!(t, Tok::Comma | Tok::RBracket);
-        // `*t`: a virtual index.
-        if self.at(&Tok::Star)
-            && matches!(self.peek_nth(1), Tok::Ident(n) if !is_reserved(n))
-            && ends_arg(&self.peek_nth(2).clone())
-        {
-            self.bump();
-            let (name, _) = self.ident("an index name")?;
-            return Ok(IndexArg::Virtual(name));
+        // `*t`, `*t+1`, `*t-1`: a virtual index with an optional offset.
+        if self.at(&Tok::Star) && matches!(self.peek_nth(1), Tok::Ident(n) if !is_reserved(n)) {
+            let after = self.peek_nth(2).clone();
+            let offset = match (&after, self.peek_nth(3).clone()) {
+                (t, _) if ends_arg(t) => Some(0),
+                (Tok::Plus, Tok::Int(k)) if ends_arg(&self.peek_nth(4).clone()) => Some(k),
+                (Tok::Minus, Tok::Int(k)) if ends_arg(&self.peek_nth(4).clone()) => Some(-k),
+                _ => None,
+            };
+            if let Some(offset) = offset {
+                self.bump();
+                let (name, _) = self.ident("an index name")?;
+                if offset != 0 {
+                    self.bump();
+                    self.bump();
+                }
+                return Ok(IndexArg::Virtual(name, offset));
+            }
         }
-        // `p'.`: a normalised index.
+        // `p'.`: a normalised index; `p'`: a primed index name.
         if matches!(self.peek(), Tok::Ident(n) if !is_reserved(n))
             && self.peek_nth(1) == &Tok::Quote
         {
-            let (name, _) = self.ident("an index name")?;
-            self.bump(); // '
-            self.expect(
-                Tok::Dot,
-                &format!(" after `{name}'` (a normalised index is written `{name}'.`)"),
-            )?;
-            return Ok(IndexArg::Normalized(name));
+            let (name, span) = self.ident("an index name")?;
+            let quote = self.bump().span; // '
+            let name = format!("{name}'");
+            if self.eat(&Tok::Dot) {
+                return Ok(IndexArg::Normalized(name));
+            }
+            return Ok(IndexArg::Expr(Expr {
+                kind: ExprKind::Name(name),
+                span: Span::new(span.file, span.start, quote.end),
+            }));
         }
         self.split_colon_dash();
         let start = match self.peek() {

@@ -155,10 +155,6 @@ fn statement_errors() {
         "x = x[1:2:3:4]",
         &["1:12: expected `]` to close the index started here, found `:`"],
     );
-    check(
-        "Comp[p, p'] = 1",
-        &["1:11: expected `.` after `p'` (a normalised index is written `p'.`), found `]`"],
-    );
 }
 
 #[test]

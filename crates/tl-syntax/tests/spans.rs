@@ -64,7 +64,7 @@ fn walk_expr(e: &Expr, count: &mut usize) {
                             walk_expr(x, count);
                         }
                     }
-                    IndexArg::Normalized(_) | IndexArg::Virtual(_) => {}
+                    IndexArg::Normalized(_) | IndexArg::Virtual(..) => {}
                 }
             }
         }

@@ -9,6 +9,7 @@ static BYTES_ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static HOST_READS: AtomicU64 = AtomicU64::new(0);
 static SYNCS: AtomicU64 = AtomicU64::new(0);
 static KERNEL_LAUNCHES: AtomicU64 = AtomicU64::new(0);
+static SUBMISSIONS: AtomicU64 = AtomicU64::new(0);
 static DEVICE_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static DEVICE_BYTES_ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static HOST_TO_DEVICE_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -29,6 +30,9 @@ pub struct Stats {
     pub syncs: u64,
     /// Kernels (and library calls such as cuBLAS products) queued on a device.
     pub kernel_launches: u64,
+    /// Calls that hand work to a device's driver: one per kernel launched directly, one per
+    /// replayed group of launches (a CUDA graph).
+    pub submissions: u64,
     /// Device memory obtained from the driver (the caching allocator's misses).
     pub device_allocations: u64,
     /// Bytes in those device allocations.
@@ -65,6 +69,11 @@ pub fn count_launches(n: u64) {
     KERNEL_LAUNCHES.fetch_add(n, Ordering::Relaxed);
 }
 
+/// Counts `n` submissions of work to a device driver (see [`Stats::submissions`]).
+pub fn count_submissions(n: u64) {
+    SUBMISSIONS.fetch_add(n, Ordering::Relaxed);
+}
+
 /// Counts one allocation of `bytes` bytes of device memory from the driver.
 pub fn count_device_allocation(bytes: usize) {
     DEVICE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
@@ -90,6 +99,7 @@ pub fn snapshot() -> Stats {
         host_reads: HOST_READS.load(Ordering::Relaxed),
         syncs: SYNCS.load(Ordering::Relaxed),
         kernel_launches: KERNEL_LAUNCHES.load(Ordering::Relaxed),
+        submissions: SUBMISSIONS.load(Ordering::Relaxed),
         device_allocations: DEVICE_ALLOCATIONS.load(Ordering::Relaxed),
         device_bytes_allocated: DEVICE_BYTES_ALLOCATED.load(Ordering::Relaxed),
         host_to_device_bytes: HOST_TO_DEVICE_BYTES.load(Ordering::Relaxed),
@@ -106,6 +116,7 @@ pub fn reset() {
     for c in [
         &SYNCS,
         &KERNEL_LAUNCHES,
+        &SUBMISSIONS,
         &DEVICE_ALLOCATIONS,
         &DEVICE_BYTES_ALLOCATED,
         &HOST_TO_DEVICE_BYTES,
@@ -125,6 +136,7 @@ impl Stats {
             host_reads: self.host_reads.saturating_sub(earlier.host_reads),
             syncs: self.syncs.saturating_sub(earlier.syncs),
             kernel_launches: self.kernel_launches.saturating_sub(earlier.kernel_launches),
+            submissions: self.submissions.saturating_sub(earlier.submissions),
             device_allocations: self
                 .device_allocations
                 .saturating_sub(earlier.device_allocations),

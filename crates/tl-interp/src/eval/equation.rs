@@ -21,7 +21,8 @@
 //! - **Other operators.** `+`, `-`, `/` and `**` apply elementwise after aligning their operands'
 //!   indices (an index missing on one side broadcasts); host scalars (and one-element tensors)
 //!   broadcast. The elementwise functions are `step`, `sig`/`sigmoid`, `relu`, `exp`, `log`,
-//!   `tanh`, `sqrt`, `abs`, `neg`, and `softmax`, which normalises over the last left-side index.
+//!   `tanh`, `sqrt`, `abs`, `neg`, `softmax` and `lnorm` ((x - mean) / sqrt(var + 1e-5)), which
+//!   normalise over the `.`-marked left-side index, else the last one.
 //! - **Projection.** Indices still present at the top that are not on the left side are then
 //!   reduced with sum (`=`, `+=`, `-=`), max (`max=`) or mean (`avg=`). A left-side index that
 //!   the right side never mentions takes its size from the existing left-side tensor (the result
@@ -30,7 +31,20 @@
 //!   innermost scope when it is new); `+=` / `-=` add to / subtract from it, starting from zeros
 //!   when it does not exist yet (elements default to 0).
 //!
-//! Index arithmetic (`X[i, t+1]`), slices, `p'.` and `*t` are reported as not supported yet.
+//! - **Functions.** At a call (`relu(..)`, `step(..)`), the indices that occur only inside the
+//!   argument and not on the left side are summed before the function applies.
+//! - **Index arithmetic** (`X[i, t+1]`, `I[x+dx, y+dy]`, `P[x/2] = I[x]`): an index variable's
+//!   range is the size of a dimension it indexes bare on the right side, else of the left-side
+//!   dimension it names (when the tensor exists), else of the first dimension whose index uses
+//!   it. A right-side term with arithmetic is one gather (positions outside read 0); a
+//!   left-side dimension with arithmetic (of one or more variables) scatters its variables'
+//!   values to the positions it gives, combining collisions with the equation's projection.
+//! - **Slices** are anonymous indices: the k-th slice of every term and of the left side.
+//! - **`p'.`** marks the index softmax normalises over (or, with no softmax, the sum divides by).
+//! - **`*t`** runs the equation for each t with only the current value of the tensor kept.
+//! - **`sig(x / T)`** with T = 0 is `step(x)`.
+//!
+//! docs/language.md ("Tensor equations and logic") states these rules for users.
 
 use std::collections::HashMap;
 
@@ -56,7 +70,16 @@ enum Part {
 
 /// What one equation knows while its right side is evaluated.
 struct Equation {
+    /// The left side's index variables, one per dimension, in order.
     lhs: Vec<String>,
+    /// For each left-side dimension, the index expression when it is not a bare variable
+    /// (`x/2`, `t+1`, a slice), as a function of that dimension's variable.
+    lhs_exprs: Vec<Option<LhsExpr>>,
+    /// The index marked `p'.` on the left side, if any, and whether a `softmax` used it.
+    normalized: Option<String>,
+    softmax_used: bool,
+    /// The embedding whose entities each relation variable ranges over.
+    domains: HashMap<String, String>,
     /// How often each index variable occurs in the right side's terms.
     total_counts: HashMap<String, usize>,
     /// The size of each index seen so far, and the tensor that fixed it.
@@ -97,6 +120,9 @@ impl Interpreter {
         value: &Expr,
         span: Span,
     ) -> Result<()> {
+        if has_virtual(target) || has_virtual(value) {
+            return self.exec_virtual_equation(target, op, value, span);
+        }
         let ExprKind::Index { base, indices } = &target.kind else {
             return Err(RuntimeError::new(
                 "the left side of a tensor equation must be an indexed tensor like `Y[i, j]`",
@@ -109,7 +135,7 @@ impl Interpreter {
                 base.span,
             ));
         };
-        let lhs = self.lhs_indices(indices, target.span)?;
+        let (lhs, lhs_exprs, normalized) = self.lhs_indices(indices, target.span)?;
         let projection = match op {
             AssignOp::Assign | AssignOp::Bind | AssignOp::AddAssign | AssignOp::SubAssign => {
                 ReduceOp::Sum
@@ -124,10 +150,20 @@ impl Interpreter {
         self.count_index_vars(value, &mut total_counts);
         let mut eq = Equation {
             lhs,
+            lhs_exprs,
+            normalized,
+            softmax_used: false,
+            domains: HashMap::new(),
             total_counts,
             sizes: HashMap::new(),
             projection,
         };
+        let existing_now = match self.lookup_var(name) {
+            Some(Value::Tensor(t)) => Some(t.shape().to_vec()),
+            _ => None,
+        };
+        self.index_sizes(value, indices, existing_now.as_deref(), &mut eq)?;
+        self.lhs_slice_lengths(indices, target.span, &mut eq)?;
         let top_sums = projection == ReduceOp::Sum;
         let rhs = self.eq_part(value, &mut eq, top_sums)?;
         let existing = match self.lookup_var(name) {
@@ -176,44 +212,172 @@ impl Interpreter {
         Ok(())
     }
 
-    /// The left side's index variables: distinct bare names bound to no host int.
-    fn lhs_indices(&mut self, indices: &[IndexArg], span: Span) -> Result<Vec<String>> {
-        let mut out: Vec<String> = Vec::with_capacity(indices.len());
+    /// The left side's index variables (one per dimension, distinct), the index expression of
+    /// each dimension that is not a bare variable (`x/2`, `t+1`, a slice `2:5`), and the
+    /// normalised index `p'.` if there is one.
+    #[allow(clippy::type_complexity)]
+    fn lhs_indices(
+        &mut self,
+        indices: &[IndexArg],
+        span: Span,
+    ) -> Result<(Vec<String>, Vec<Option<LhsExpr>>, Option<String>)> {
+        let mut vars: Vec<String> = Vec::with_capacity(indices.len());
+        let mut exprs = Vec::with_capacity(indices.len());
+        let mut normalized: Option<String> = None;
+        let mut slices = 0;
         for ix in indices {
-            let e = match ix {
-                IndexArg::Expr(e) => e,
-                other => return Err(unsupported_index(other, span)),
+            let (dim_vars, expr): (Vec<String>, Option<IxExpr>) = match ix {
+                IndexArg::Normalized(n) => {
+                    if let Some(first) = &normalized {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "a tensor equation normalises over one index, but both `{first}.` and `{n}.` are marked"
+                            ),
+                            span,
+                        ));
+                    }
+                    normalized = Some(n.clone());
+                    (vec![n.clone()], None)
+                }
+                IndexArg::Virtual(n, _) => {
+                    return Err(RuntimeError::new(
+                        format!("the virtual index `*{n}` cannot be used here"),
+                        span,
+                    ));
+                }
+                IndexArg::Slice { start, end, step } => {
+                    let var = format!(":{slices}");
+                    slices += 1;
+                    let (start, step) = self.lhs_slice(start, end, step, span)?;
+                    let expr = IxExpr::affine(start, step, &var);
+                    (vec![var], Some(expr))
+                }
+                IndexArg::Expr(e) => match &e.kind {
+                    ExprKind::Name(n) if !self.is_constant_index(n) => (vec![n.clone()], None),
+                    _ if self.mentions_index_var(e) => {
+                        let expr = self.ix_expr(e)?;
+                        let mut names = Vec::new();
+                        expr.vars(&mut names);
+                        (names, Some(expr))
+                    }
+                    _ => {
+                        return Err(unsupported(
+                            "constant indices on the left side of a tensor equation",
+                            e.span,
+                        ));
+                    }
+                },
             };
-            let ExprKind::Name(n) = &e.kind else {
-                return Err(if self.mentions_index_var(e) {
-                    unsupported("index arithmetic in tensor equations", e.span)
-                } else {
-                    unsupported(
-                        "constant indices on the left side of a tensor equation",
-                        e.span,
-                    )
-                });
-            };
-            if self.is_constant_index(n) {
-                return Err(unsupported(
-                    "constant indices on the left side of a tensor equation",
-                    e.span,
-                ));
+            for var in &dim_vars {
+                if vars.contains(var) {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the index `{var}` appears twice on the left side of a tensor equation"
+                        ),
+                        span,
+                    ));
+                }
+                vars.push(var.clone());
             }
-            if out.contains(n) {
-                return Err(unsupported(
-                    "a repeated index on the left side of a tensor equation",
-                    e.span,
-                ));
-            }
-            out.push(n.clone());
+            exprs.push(expr.map(|e| (dim_vars, e)));
         }
-        Ok(out)
+        if let Some(n) = &normalized
+            && exprs.iter().any(Option::is_some)
+        {
+            return Err(unsupported(
+                &format!(
+                    "the normalised index `{n}.` together with index arithmetic on the left side"
+                ),
+                span,
+            ));
+        }
+        Ok((vars, exprs, normalized))
     }
 
-    /// A bare name bound to a host int is a constant index.
+    /// A left-side slice `a:b` / `a:b:s`: its start and step (its length is checked by
+    /// `lhs_slice_lengths`).
+    fn lhs_slice(
+        &mut self,
+        start: &Option<Expr>,
+        _end: &Option<Expr>,
+        step: &Option<Expr>,
+        span: Span,
+    ) -> Result<(i64, i64)> {
+        let start = match start {
+            Some(e) => self.const_int(e)?,
+            None => 0,
+        };
+        let step = match step {
+            Some(e) => self.const_int(e)?,
+            None => 1,
+        };
+        if start < 0 || step <= 0 {
+            return Err(unsupported(
+                "negative starts or steps in a left-side slice of a tensor equation",
+                span,
+            ));
+        }
+        Ok((start, step))
+    }
+
+    /// A left-side slice with an end (`Y[i, 2:5]`) has a length: it must match the right
+    /// side's matching slice, and fixes the slice index's size when nothing else does.
+    fn lhs_slice_lengths(
+        &mut self,
+        indices: &[IndexArg],
+        span: Span,
+        eq: &mut Equation,
+    ) -> Result<()> {
+        let mut slices = 0;
+        for ix in indices {
+            let IndexArg::Slice { start, end, step } = ix else {
+                continue;
+            };
+            let var = format!(":{slices}");
+            slices += 1;
+            let Some(end) = end else { continue };
+            let (a, s) = self.lhs_slice(start, &None, step, span)?;
+            let b = self.const_int(end)?;
+            let len = if b > a {
+                ((b - a + s - 1) / s) as usize
+            } else {
+                0
+            };
+            match eq.sizes.get(&var) {
+                Some((known, owner)) if *known != len => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the left side's slice has {len} positions but the matching slice of `{owner}` has {known}"
+                        ),
+                        span,
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    eq.sizes.insert(var, (len, "the left side".to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An index-free expression that must give a host int.
+    fn const_int(&mut self, e: &Expr) -> Result<i64> {
+        match self.eval(e)? {
+            Value::Int(k) => Ok(k),
+            other => Err(RuntimeError::new(
+                format!(
+                    "an index here must be an int, got {}",
+                    super::stmt::describe_kind(&other)
+                ),
+                e.span,
+            )),
+        }
+    }
+
+    /// A bare name bound to a host int (or a string, a symbol) is a constant index.
     fn is_constant_index(&self, name: &str) -> bool {
-        matches!(self.lookup_var(name), Some(Value::Int(_)))
+        matches!(self.lookup_var(name), Some(Value::Int(_) | Value::Str(_)))
     }
 
     /// True when `e` uses an index variable (so it cannot be evaluated as an ordinary value).
@@ -227,11 +391,9 @@ impl Interpreter {
                             ExprKind::Name(n) => !self.is_constant_index(n),
                             _ => self.mentions_index_var(e),
                         },
-                        IndexArg::Normalized(_) | IndexArg::Virtual(_) => true,
-                        IndexArg::Slice { start, end, step } => [start, end, step]
-                            .into_iter()
-                            .flatten()
-                            .any(|e| self.mentions_index_var(e)),
+                        IndexArg::Normalized(_)
+                        | IndexArg::Virtual(..)
+                        | IndexArg::Slice { .. } => true,
                     })
             }
             ExprKind::Binary { lhs, rhs, .. } => {
@@ -240,23 +402,53 @@ impl Interpreter {
             ExprKind::Unary { expr, .. } | ExprKind::Cast { expr, .. } => {
                 self.mentions_index_var(expr)
             }
-            ExprKind::Call { args, .. } => args.iter().any(|a| self.mentions_index_var(&a.value)),
+            ExprKind::Call { callee, args } => {
+                // A relation atom is a Boolean tensor of its variables.
+                if self.relation_callee(callee).is_some() {
+                    return true;
+                }
+                args.iter().any(|a| self.mentions_index_var(&a.value))
+            }
             _ => false,
         }
     }
 
-    /// Counts the occurrences of index variables in the terms of `e`.
+    /// The relation named by a call's callee, when it names one (`R(x, y)` in an equation).
+    pub(crate) fn relation_callee<'e>(&self, callee: &'e Expr) -> Option<&'e str> {
+        match &callee.kind {
+            ExprKind::Name(n)
+                if !self.fns.contains_key(n)
+                    && self.lookup_var(n).is_none()
+                    && (self.relations.contains(n) || self.logic.arity(n).is_some()) =>
+            {
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts the occurrences of index variables in the terms of `e` (bare, inside index
+    /// arithmetic, the anonymous index of each slice, and the arguments of relation atoms).
     fn count_index_vars(&self, e: &Expr, counts: &mut HashMap<String, usize>) {
         match &e.kind {
             ExprKind::Index { indices, .. } => {
+                let mut slices = 0;
                 for ix in indices {
-                    if let IndexArg::Expr(Expr {
-                        kind: ExprKind::Name(n),
-                        ..
-                    }) = ix
-                        && !self.is_constant_index(n)
-                    {
-                        *counts.entry(n.clone()).or_insert(0) += 1;
+                    match ix {
+                        IndexArg::Expr(ixe) => {
+                            let mut names = Vec::new();
+                            self.index_names(ixe, &mut names);
+                            for n in names {
+                                *counts.entry(n).or_insert(0) += 1;
+                            }
+                        }
+                        IndexArg::Slice { .. } => {
+                            *counts.entry(format!(":{slices}")).or_insert(0) += 1;
+                            slices += 1;
+                        }
+                        IndexArg::Normalized(n) | IndexArg::Virtual(n, _) => {
+                            *counts.entry(n.clone()).or_insert(0) += 1;
+                        }
                     }
                 }
             }
@@ -265,13 +457,208 @@ impl Interpreter {
                 self.count_index_vars(rhs, counts);
             }
             ExprKind::Unary { expr, .. } => self.count_index_vars(expr, counts),
-            ExprKind::Call { args, .. } => {
+            ExprKind::Call { callee, args } => {
+                if self.relation_callee(callee).is_some() {
+                    for a in args {
+                        if let ExprKind::Name(n) = &a.value.kind
+                            && !self.is_bound_name(n)
+                        {
+                            *counts.entry(n.clone()).or_insert(0) += 1;
+                        }
+                    }
+                    return;
+                }
                 for a in args {
                     self.count_index_vars(&a.value, counts);
                 }
             }
             _ => {}
         }
+    }
+
+    /// The index variables an index expression uses (a bare name bound to no host int, or the
+    /// names inside index arithmetic), with repeats.
+    fn index_names(&self, e: &Expr, out: &mut Vec<String>) {
+        match &e.kind {
+            ExprKind::Name(n) if self.is_index_var_name(n) => out.push(n.clone()),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.index_names(lhs, out);
+                self.index_names(rhs, out);
+            }
+            ExprKind::Unary { expr, .. } => self.index_names(expr, out),
+            _ => {}
+        }
+    }
+
+    /// Index arithmetic as an [`IxExpr`]: `+ - * / %` and unary minus over index variables
+    /// and ints (an index-free part is evaluated once).
+    fn ix_expr(&mut self, e: &Expr) -> Result<IxExpr> {
+        if !self.mentions_index_var(e) {
+            return Ok(IxExpr::Const(self.const_int(e)?));
+        }
+        match &e.kind {
+            ExprKind::Name(n) => Ok(IxExpr::Var(n.clone())),
+            ExprKind::Unary {
+                op: UnaryOp::Neg,
+                expr,
+            } => Ok(IxExpr::Neg(Box::new(self.ix_expr(expr)?))),
+            ExprKind::Binary { op, lhs, rhs } => {
+                let bin = match op {
+                    BinaryOp::Add => TBinary::Add,
+                    BinaryOp::Sub => TBinary::Sub,
+                    BinaryOp::Mul => TBinary::Mul,
+                    BinaryOp::Div => TBinary::Div,
+                    BinaryOp::Rem => TBinary::Rem,
+                    _ => return Err(bad_index_arithmetic(e.span)),
+                };
+                let a = self.ix_expr(lhs)?;
+                let b = self.ix_expr(rhs)?;
+                if matches!(bin, TBinary::Div | TBinary::Rem) && b.is_zero() {
+                    return Err(RuntimeError::new(
+                        "index arithmetic divides by zero",
+                        rhs.span,
+                    ));
+                }
+                Ok(IxExpr::Bin(bin, Box::new(a), Box::new(b)))
+            }
+            _ => Err(bad_index_arithmetic(e.span)),
+        }
+    }
+
+    /// Fixes the size of every index variable before the right side is evaluated: first from
+    /// the dimensions it indexes bare (or the slices it names), then from the existing left-side
+    /// tensor, then, for a variable used only inside index arithmetic, from the first dimension
+    /// whose index uses it.
+    fn index_sizes(
+        &mut self,
+        value: &Expr,
+        lhs: &[IndexArg],
+        existing: Option<&[usize]>,
+        eq: &mut Equation,
+    ) -> Result<()> {
+        let mut terms = Vec::new();
+        collect_terms(value, &mut terms);
+        let mut later: Vec<(String, usize)> = Vec::new();
+        for term in &terms {
+            if let ExprKind::Index { base, .. } = &term.kind
+                && let ExprKind::Name(n) = &base.kind
+            {
+                self.materialize_embedding(n, base.span)?;
+            }
+        }
+        eq.domains = self.embedding_domains(&terms);
+        for term in &terms {
+            let ExprKind::Index { base, indices } = &term.kind else {
+                continue;
+            };
+            let shape = match &base.kind {
+                ExprKind::Name(n) => match self.lookup_var(n) {
+                    Some(Value::Tensor(t)) if t.rank() == indices.len() => t.shape().to_vec(),
+                    _ => continue,
+                },
+                // `model.w[..]`: the shape of the member (calls are not run twice; their
+                // terms take sizes when they are evaluated).
+                ExprKind::Member { .. } if !self.mentions_index_var(base) => {
+                    match self.eval(base)? {
+                        Value::Tensor(t) if t.rank() == indices.len() => t.shape().to_vec(),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            let tname = expr_label(base);
+            let mut slices = 0;
+            for (dim, ix) in indices.iter().enumerate() {
+                match ix {
+                    IndexArg::Expr(e) => match &e.kind {
+                        ExprKind::Name(n) if self.is_index_var_name(n) => {
+                            eq.sizes
+                                .entry(n.clone())
+                                .or_insert((shape[dim], tname.clone()));
+                        }
+                        _ => {
+                            let mut names = Vec::new();
+                            self.index_names(e, &mut names);
+                            later.extend(names.into_iter().map(|n| (n, shape[dim])));
+                        }
+                    },
+                    IndexArg::Slice { start, end, step } => {
+                        let var = format!(":{slices}");
+                        slices += 1;
+                        let (_, len, _) =
+                            self.slice_range(start, end, step, shape[dim], term.span)?;
+                        eq.sizes.entry(var).or_insert((len, tname.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(shape) = existing
+            && shape.len() == lhs.len()
+        {
+            for (dim, ix) in lhs.iter().enumerate() {
+                if let IndexArg::Expr(Expr {
+                    kind: ExprKind::Name(n),
+                    ..
+                })
+                | IndexArg::Normalized(n) = ix
+                {
+                    let n = match ix {
+                        IndexArg::Normalized(_) => n.clone(),
+                        _ if self.is_index_var_name(n) => n.clone(),
+                        _ => continue,
+                    };
+                    eq.sizes
+                        .entry(n)
+                        .or_insert((shape[dim], "the left side".to_string()));
+                }
+            }
+        }
+        for (n, size) in later {
+            eq.sizes
+                .entry(n)
+                .or_insert((size, "index arithmetic".to_string()));
+        }
+        Ok(())
+    }
+
+    /// A bare name in brackets that is an index variable (not a host int or string in scope).
+    fn is_index_var_name(&self, n: &str) -> bool {
+        !self.is_constant_index(n)
+    }
+
+    /// A slice `a:b:s` of a dimension of size `n` (Python semantics, positive steps): its
+    /// start, length and step.
+    fn slice_range(
+        &mut self,
+        start: &Option<Expr>,
+        end: &Option<Expr>,
+        step: &Option<Expr>,
+        n: usize,
+        span: Span,
+    ) -> Result<(i64, usize, i64)> {
+        let n = n as i64;
+        let step = match step {
+            Some(e) => self.const_int(e)?,
+            None => 1,
+        };
+        if step <= 0 {
+            return Err(unsupported(
+                "slices with a negative or zero step in tensor equations",
+                span,
+            ));
+        }
+        let clamp = |k: i64| if k < 0 { (k + n).max(0) } else { k.min(n) };
+        let a = match start {
+            Some(e) => clamp(self.const_int(e)?),
+            None => 0,
+        };
+        let b = match end {
+            Some(e) => clamp(self.const_int(e)?),
+            None => n,
+        };
+        let len = if b > a { (b - a + step - 1) / step } else { 0 };
+        Ok((a, len as usize, step))
     }
 
     /// Evaluates a sub-expression of a right side. `sums` is false for the top-level products
@@ -285,6 +672,9 @@ impl Interpreter {
                 op: BinaryOp::Mul, ..
             }
             | ExprKind::Index { .. } => self.eq_product(e, eq, sums),
+            ExprKind::Call { callee, .. } if self.relation_callee(callee).is_some() => {
+                self.eq_product(e, eq, sums)
+            }
             ExprKind::Binary { op, lhs, rhs } => {
                 let bin = match op {
                     BinaryOp::Add => TBinary::Add,
@@ -365,11 +755,11 @@ impl Interpreter {
             ));
         };
         let user_defined = self.fns.contains_key(fname) || self.lookup_var(fname).is_some();
-        let known = elementwise(fname).is_some() || fname == "softmax";
+        let known = elementwise(fname).is_some() || fname == "softmax" || fname == "lnorm";
         if user_defined || !known {
             return Err(unsupported(
                 &format!(
-                    "calling `{fname}` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg and softmax)"
+                    "calling `{fname}` in a tensor equation (the functions are step, sig, sigmoid, relu, exp, log, tanh, sqrt, abs, neg, softmax and lnorm)"
                 ),
                 callee.span,
             ));
@@ -389,19 +779,51 @@ impl Interpreter {
                 arg.span,
             ));
         }
+        // `sig(x / T)` with T = 0 is the limit: step(x) (exact deduction).
+        if matches!(fname.as_str(), "sig" | "sigmoid")
+            && let ExprKind::Binary {
+                op: BinaryOp::Div,
+                lhs,
+                rhs,
+            } = &arg.value.kind
+            && !self.mentions_index_var(rhs)
+            && let Part::Scalar(temperature) = self.eq_scalar(rhs)?
+            && temperature == 0.0
+        {
+            let part = self.eq_part(lhs, eq, true)?;
+            let part = self.sum_local(part, lhs, eq, e.span)?;
+            return map_part(part, e.span, |t| t.unary(TUnary::Step));
+        }
         // Inside a function, products always sum their own indices.
         let part = self.eq_part(&arg.value, eq, true)?;
+        // An index that occurs only inside the argument and not on the left side is summed
+        // before the function applies (`relu(W[e, f] A[f] + V[e, f] B[f])` sums f inside).
+        let part = self.sum_local(part, &arg.value, eq, e.span)?;
         if let Some(op) = elementwise(fname) {
             return map_part(part, e.span, |t| t.unary(op));
         }
-        let Some(last) = eq.lhs.last() else {
+        let Some(last) = eq.normalized.as_ref().or(eq.lhs.last()).cloned() else {
             return Err(RuntimeError::new(
-                "softmax in a tensor equation normalises over the last index of the left side, which has none",
+                format!(
+                    "{fname} in a tensor equation normalises over the last index of the left side, which has none"
+                ),
                 e.span,
             ));
         };
+        let last = &last;
+        if eq.normalized.is_some() {
+            eq.softmax_used = true;
+        }
         match part {
             Part::Indexed(x) => match x.indices.iter().position(|i| i == last) {
+                Some(dim) if fname == "lnorm" => {
+                    let tensor =
+                        layer_normalize(&x.tensor, dim as isize).map_err(tensor_err(e.span))?;
+                    Ok(Part::Indexed(Indexed {
+                        tensor,
+                        indices: x.indices,
+                    }))
+                }
                 Some(dim) => {
                     let tensor = x.tensor.softmax(dim as isize).map_err(tensor_err(e.span))?;
                     Ok(Part::Indexed(Indexed {
@@ -411,16 +833,52 @@ impl Interpreter {
                 }
                 None => Err(RuntimeError::new(
                     format!(
-                        "softmax normalises over `{last}` (the last index of the left side), but its argument does not use `{last}`"
+                        "{fname} normalises over `{last}` (the `.`-marked or else the last index of the left side), but its argument does not use `{last}`"
                     ),
                     e.span,
                 )),
             },
             Part::Scalar(_) => Err(RuntimeError::new(
-                format!("softmax normalises over `{last}`, but its argument is a scalar"),
+                format!("{fname} normalises over `{last}`, but its argument is a scalar"),
                 e.span,
             )),
         }
+    }
+
+    /// Sums away the indices of `part` that are not on the left side and occur only inside
+    /// `within` (the argument of a function).
+    fn sum_local(&self, part: Part, within: &Expr, eq: &Equation, span: Span) -> Result<Part> {
+        let Part::Indexed(x) = part else {
+            return Ok(part);
+        };
+        let mut local = HashMap::new();
+        self.count_index_vars(within, &mut local);
+        let dims: Vec<isize> = x
+            .indices
+            .iter()
+            .enumerate()
+            .filter(|(_, ix)| {
+                !eq.lhs.contains(ix)
+                    && local.contains_key(*ix)
+                    && local.get(*ix) == eq.total_counts.get(*ix)
+            })
+            .map(|(d, _)| d as isize)
+            .collect();
+        if dims.is_empty() {
+            return Ok(Part::Indexed(x));
+        }
+        let tensor = x
+            .tensor
+            .reduce(ReduceOp::Sum, Some(&dims), false)
+            .map_err(tensor_err(span))?;
+        let indices = x
+            .indices
+            .into_iter()
+            .enumerate()
+            .filter(|(d, _)| !dims.contains(&(*d as isize)))
+            .map(|(_, ix)| ix)
+            .collect();
+        Ok(Part::Indexed(Indexed { tensor, indices }))
     }
 
     /// A product node: its factors joined by one einsum, summing the indices that occur only
@@ -435,6 +893,13 @@ impl Interpreter {
                 && self.mentions_index_var(f)
             {
                 operands.push(self.eq_term(f, base, indices, eq)?);
+                continue;
+            }
+            if let ExprKind::Call { callee, args } = &f.kind
+                && let Some(rel) = self.relation_callee(callee)
+            {
+                let rel = rel.to_string();
+                operands.push(self.eq_relation(f, &rel, args, eq)?);
                 continue;
             }
             match self.eq_part(f, eq, sums)? {
@@ -552,29 +1017,82 @@ impl Interpreter {
                 term.span,
             ));
         }
-        // Which dims keep an index variable, and which a constant selects.
-        let mut names: Vec<Option<String>> = Vec::with_capacity(indices.len());
-        let mut selects: Vec<(usize, i64)> = Vec::new();
+        let entities = match &base.kind {
+            ExprKind::Name(n) => self.embedding_entities(n),
+            _ => None,
+        };
+        // How each dim is indexed: a variable, index arithmetic (a slice is `start + step * :k`),
+        // or a constant that selects.
+        let mut dims: Vec<TermDim> = Vec::with_capacity(indices.len());
+        let mut slices = 0;
         for (dim, ix) in indices.iter().enumerate() {
             let ixe = match ix {
                 IndexArg::Expr(ixe) => ixe,
-                other => return Err(unsupported_index(other, term.span)),
+                IndexArg::Slice { start, end, step } => {
+                    let var = format!(":{slices}");
+                    slices += 1;
+                    let (a, len, step) =
+                        self.slice_range(start, end, step, tensor.shape()[dim], term.span)?;
+                    self.note_size(&var, len, &tname, term.span, eq)?;
+                    dims.push(TermDim::Computed(IxExpr::affine(a, step, &var)));
+                    continue;
+                }
+                IndexArg::Normalized(n) => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the normalised index `{n}.` belongs on the left side of a tensor equation; write `{n}` here"
+                        ),
+                        term.span,
+                    ));
+                }
+                IndexArg::Virtual(n, _) => {
+                    return Err(RuntimeError::new(
+                        format!("the virtual index `*{n}` cannot be used here"),
+                        term.span,
+                    ));
+                }
             };
+            // An entity of an embedding space selects its row.
+            if dim == 0
+                && let Some(entities) = &entities
+            {
+                let symbol = match &ixe.kind {
+                    ExprKind::Name(n)
+                        if self.lookup_var(n).is_none() && entities.contains_key(n) =>
+                    {
+                        Some(n.clone())
+                    }
+                    ExprKind::Name(n) => match self.lookup_var(n) {
+                        Some(Value::Str(s)) => Some(s.to_string()),
+                        _ => None,
+                    },
+                    ExprKind::Str(s) => Some(s.clone()),
+                    _ => None,
+                };
+                if let Some(symbol) = symbol {
+                    let Some(&row) = entities.get(&symbol) else {
+                        return Err(RuntimeError::new(
+                            format!("`{symbol}` is not an entity of the embedding `{tname}`"),
+                            ixe.span,
+                        ));
+                    };
+                    dims.push(TermDim::Const(row as i64));
+                    continue;
+                }
+            }
             match &ixe.kind {
-                ExprKind::Name(n) if !self.is_constant_index(n) => {
-                    names.push(Some(n.clone()));
+                ExprKind::Name(n) if self.is_index_var_name(n) => {
+                    dims.push(TermDim::Var(n.clone()));
                     continue;
                 }
                 _ if self.mentions_index_var(ixe) => {
-                    return Err(unsupported(
-                        "index arithmetic in tensor equations",
-                        ixe.span,
-                    ));
+                    dims.push(TermDim::Computed(self.ix_expr(ixe)?));
+                    continue;
                 }
                 _ => {}
             }
             match self.eval(ixe)? {
-                Value::Int(k) => selects.push((dim, k)),
+                Value::Int(k) => dims.push(TermDim::Const(k)),
                 other => {
                     return Err(RuntimeError::new(
                         format!(
@@ -585,40 +1103,158 @@ impl Interpreter {
                     ));
                 }
             }
-            names.push(None);
         }
-        for (dim, ixname) in names.iter().enumerate() {
-            let Some(ixname) = ixname else { continue };
-            let size = tensor.shape()[dim];
-            match eq.sizes.get(ixname) {
-                Some((known, owner)) if *known != size => {
-                    return Err(RuntimeError::new(
-                        format!(
-                            "index `{ixname}` has size {known} in `{owner}` but size {size} in `{tname}`"
-                        ),
-                        term.span,
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    eq.sizes.insert(ixname.clone(), (size, tname.clone()));
-                }
+        for (dim, d) in dims.iter().enumerate() {
+            if let TermDim::Var(ixname) = d {
+                self.note_size(ixname, tensor.shape()[dim], &tname, term.span, eq)?;
             }
         }
         let mut t = tensor;
         // Select from the last dim first so that earlier dims keep their positions.
-        for &(dim, k) in selects.iter().rev() {
-            t = t.select(dim as isize, k as isize).map_err(|err| {
-                let detail = err.0.trim_start_matches("select: ");
-                RuntimeError::new(format!("tensor `{tname}`: constant {detail}"), term.span)
-            })?;
+        for (dim, d) in dims.iter().enumerate().rev() {
+            if let TermDim::Const(k) = d {
+                t = t.select(dim as isize, *k as isize).map_err(|err| {
+                    let detail = err.0.trim_start_matches("select: ");
+                    RuntimeError::new(format!("tensor `{tname}`: constant {detail}"), term.span)
+                })?;
+            }
         }
         let t = t.cast(DType::F32).map_err(tensor_err(term.span))?;
+        dims.retain(|d| !matches!(d, TermDim::Const(_)));
+        if dims.iter().all(|d| matches!(d, TermDim::Var(_))) {
+            // Plain indices: a repeated one stays repeated (the einsum takes the diagonal).
+            return Ok(Indexed {
+                tensor: t,
+                indices: dims
+                    .into_iter()
+                    .filter_map(|d| match d {
+                        TermDim::Var(v) => Some(v),
+                        _ => None,
+                    })
+                    .collect(),
+            });
+        }
+        let exprs: Vec<IxExpr> = dims
+            .into_iter()
+            .map(|d| match d {
+                TermDim::Var(v) => IxExpr::Var(v),
+                TermDim::Computed(e) => e,
+                TermDim::Const(k) => IxExpr::Const(k),
+            })
+            .collect();
+        self.gather_term(&t, &exprs, &tname, term.span, eq)
+    }
+
+    /// Records the size of an index variable, or checks it against the size known already.
+    fn note_size(
+        &self,
+        ixname: &str,
+        size: usize,
+        tname: &str,
+        span: Span,
+        eq: &mut Equation,
+    ) -> Result<()> {
+        match eq.sizes.get(ixname) {
+            Some((known, owner)) if *known != size => {
+                let shown = if ixname.starts_with(':') {
+                    "a slice".to_string()
+                } else {
+                    format!("index `{ixname}`")
+                };
+                Err(RuntimeError::new(
+                    format!("{shown} has size {known} in `{owner}` but size {size} in `{tname}`"),
+                    span,
+                ))
+            }
+            Some(_) => Ok(()),
+            None => {
+                eq.sizes
+                    .insert(ixname.to_string(), (size, tname.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    /// A term with index arithmetic: `t[e_1(v), ..., e_r(v)]` at every point `v` of the grid of
+    /// its variables, 0 where a position falls outside the tensor. One gather: the flat
+    /// position of every grid point is computed with int64 tensor ops, and positions out of
+    /// range point at one zero appended to the flattened tensor.
+    fn gather_term(
+        &self,
+        t: &Tensor,
+        exprs: &[IxExpr],
+        tname: &str,
+        span: Span,
+        eq: &Equation,
+    ) -> Result<Indexed> {
+        let mut vars = Vec::new();
+        for e in exprs {
+            e.vars(&mut vars);
+        }
+        let mut grid = Vec::with_capacity(vars.len());
+        for v in &vars {
+            match eq.sizes.get(v) {
+                Some((n, _)) => grid.push((v.clone(), *n)),
+                None => {
+                    return Err(RuntimeError::new(
+                        format!("the size of index `{v}` in `{tname}` is unknown"),
+                        span,
+                    ));
+                }
+            }
+        }
+        let shape = t.shape().to_vec();
+        let numel: usize = shape.iter().product();
+        let grid_shape: Vec<usize> = grid.iter().map(|g| g.1).collect();
+        let err = tensor_err(span);
+        let i64s = |k: i64| Tensor::from_i64(vec![k], &[]);
+        let mut flat = i64s(0).map_err(&err)?;
+        let mut valid = Tensor::from_bool(vec![true], &[]).map_err(&err)?;
+        let mut stride = 1i64;
+        for (dim, e) in exprs.iter().enumerate().rev() {
+            let pos = e.on_grid(&grid).map_err(&err)?;
+            let n = shape[dim] as i64;
+            let inside = pos
+                .binary(TBinary::Ge, &i64s(0).map_err(&err)?)
+                .and_then(|a| a.binary(TBinary::And, &pos.binary(TBinary::Lt, &i64s(n)?)?))
+                .map_err(&err)?;
+            valid = valid.binary(TBinary::And, &inside).map_err(&err)?;
+            flat = pos
+                .binary(TBinary::Mul, &i64s(stride).map_err(&err)?)
+                .and_then(|p| flat.binary(TBinary::Add, &p))
+                .map_err(&err)?;
+            stride *= n;
+        }
+        let index = Tensor::where_cond(&valid, &flat, &i64s(numel as i64).map_err(&err)?)
+            .and_then(|x| x.broadcast_to(&grid_shape))
+            .and_then(|x| x.contiguous())
+            .and_then(|x| x.reshape(&[-1]))
+            .map_err(&err)?;
+        let padded = t
+            .contiguous()
+            .and_then(|x| x.reshape(&[-1]))
+            .and_then(|x| Tensor::concat(&[x, Tensor::zeros(&[1], DType::F32)], 0))
+            .map_err(&err)?;
+        let tensor = padded
+            .index_select(0, &index)
+            .and_then(|x| x.reshape(&grid_shape.iter().map(|&n| n as isize).collect::<Vec<_>>()))
+            .map_err(&err)?;
         Ok(Indexed {
-            tensor: t,
-            indices: names.into_iter().flatten().collect(),
+            tensor,
+            indices: vars,
         })
     }
+}
+
+/// A left-side dimension with index arithmetic: its variables (consecutive in `Equation::lhs`)
+/// and the expression of them (`h*K + v`, `x/2`).
+type LhsExpr = (Vec<String>, IxExpr);
+
+/// How one dimension of a right-side term is indexed.
+enum TermDim {
+    Var(String),
+    Const(i64),
+    Computed(IxExpr),
 }
 
 /// How messages name an indexed expression: `W`, `model.w`, or `expression` for anything else.
@@ -648,21 +1284,6 @@ fn flatten_product<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
 fn index_letter(pos: usize) -> Option<char> {
     const LETTERS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     LETTERS.get(pos).map(|&b| b as char)
-}
-
-fn unsupported_index(ix: &IndexArg, span: Span) -> RuntimeError {
-    match ix {
-        IndexArg::Normalized(n) => unsupported(
-            &format!("the normalized index `{n}'.` in tensor equations"),
-            span,
-        ),
-        IndexArg::Virtual(n) => unsupported(
-            &format!("the virtual index `*{n}` in tensor equations"),
-            span,
-        ),
-        IndexArg::Slice { .. } => unsupported("slices in tensor equations", span),
-        IndexArg::Expr(e) => unsupported("index arithmetic in tensor equations", e.span),
-    }
 }
 
 fn map_part(
@@ -763,7 +1384,9 @@ fn finish(
         match eq.sizes.get(ix) {
             Some((size, _)) => shape.push(*size),
             None => match existing {
-                Some(t) if t.rank() == eq.lhs.len() => shape.push(t.shape()[pos]),
+                Some(t) if t.rank() == eq.lhs.len() && eq.lhs_exprs.iter().all(Option::is_none) => {
+                    shape.push(t.shape()[pos])
+                }
                 _ => {
                     return Err(RuntimeError::new(
                         format!(
@@ -779,9 +1402,549 @@ fn finish(
         }
     }
     let aligned = align_to(&tensor, &indices, &eq.lhs, span)?;
-    aligned
+    let mut out = aligned
         .broadcast_to(&shape)
         .and_then(|t| t.contiguous())
         .and_then(|t| t.cast(DType::F32))
-        .map_err(tensor_err(span))
+        .map_err(tensor_err(span))?;
+    // Left-side arithmetic, last dimension first so that earlier axes keep their positions:
+    // the axes of the dimension's variables merge into one, then move to their positions.
+    let dims = eq.lhs_exprs.len();
+    let mut first_axis = Vec::with_capacity(dims);
+    let mut axis = 0;
+    for e in &eq.lhs_exprs {
+        first_axis.push(axis);
+        axis += e.as_ref().map_or(1, |(vars, _)| vars.len());
+    }
+    for dim in (0..dims).rev() {
+        let Some((vars, e)) = &eq.lhs_exprs[dim] else {
+            continue;
+        };
+        let a = first_axis[dim];
+        let err = tensor_err(span);
+        let grid: Vec<(String, usize)> = vars
+            .iter()
+            .map(|v| (v.clone(), eq.sizes.get(v).map_or(1, |s| s.0)))
+            .collect();
+        let grid_shape: Vec<usize> = grid.iter().map(|g| g.1).collect();
+        let merged: usize = grid_shape.iter().product();
+        // (A left-side index expression always has a variable: constants are refused.)
+        let targets = e
+            .on_grid(&grid)
+            .and_then(|t| t.broadcast_to(&grid_shape))
+            .and_then(|t| t.contiguous())
+            .map_err(&err)?
+            .to_vec_i64();
+        let mut shape: Vec<isize> = out.shape().iter().map(|&x| x as isize).collect();
+        shape.splice(a..a + vars.len(), [merged as isize]);
+        let flat = out.reshape(&shape).map_err(&err)?;
+        let size = existing
+            .filter(|t| t.rank() == dims)
+            .map(|t| t.shape()[dim]);
+        out = scatter_dim(&flat, a, &targets, size, eq.projection, span)?;
+    }
+    if let Some(n) = &eq.normalized
+        && !eq.softmax_used
+    {
+        // Without softmax, `p'.` divides by the sum over `p'` (a zero sum stays zero).
+        let dim = eq.lhs.iter().position(|ix| ix == n).unwrap_or(0) as isize;
+        let err = tensor_err(span);
+        let sum = out
+            .reduce(ReduceOp::Sum, Some(&[dim]), true)
+            .map_err(&err)?;
+        let zero = sum
+            .binary(TBinary::Eq, &Tensor::scalar(0.0, DType::F32))
+            .map_err(&err)?;
+        let safe =
+            Tensor::where_cond(&zero, &Tensor::scalar(1.0, DType::F32), &sum).map_err(&err)?;
+        out = out.binary(TBinary::Div, &safe).map_err(&err)?;
+    }
+    Ok(out)
+}
+
+/// Moves dimension `dim` of `r` to the positions `target` (one per element along `dim`) of
+/// the left side: cells that several positions map to are summed (`=`, `+=`), maxed (`max=`)
+/// or averaged (`avg=`); positions outside `0..size` are dropped; cells no position maps to
+/// are 0. `size` is the existing tensor's, else one past the largest position.
+///
+/// The positions are grouped per cell on the host (index work only, O(n)); the data moves in
+/// one gather: `r`, padded with one neutral slice (0, or -inf for max), is read at a
+/// [cells, K] table of positions (K: the most positions one cell gets, the pad filling the
+/// rest), then reduced over K. So x/2 pooling reads each element once.
+fn scatter_dim(
+    r: &Tensor,
+    dim: usize,
+    target: &[i64],
+    size: Option<usize>,
+    projection: ReduceOp,
+    span: Span,
+) -> Result<Tensor> {
+    let err = tensor_err(span);
+    let n = r.shape()[dim];
+    let out_n = match size {
+        Some(s) => s,
+        None => target.iter().max().map_or(0, |m| (m + 1).max(0) as usize),
+    };
+    let mut groups: Vec<Vec<i64>> = vec![Vec::new(); out_n];
+    for (v, &p) in target.iter().enumerate() {
+        if p >= 0 && (p as usize) < out_n {
+            groups[p as usize].push(v as i64);
+        }
+    }
+    let k = groups.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let mut table = Vec::with_capacity(out_n * k);
+    for g in &groups {
+        table.extend(g.iter().copied());
+        table.extend(std::iter::repeat_n(n as i64, k - g.len()));
+    }
+    let device = r.device();
+    let neutral = if projection == ReduceOp::Max {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    let mut pad_shape = r.shape().to_vec();
+    pad_shape[dim] = 1;
+    let pad = Tensor::full(&pad_shape, neutral, DType::F32)
+        .to_device(device)
+        .map_err(&err)?;
+    let index = Tensor::from_i64(table, &[out_n * k]).map_err(&err)?;
+    let mut grouped_shape: Vec<isize> = r.shape().iter().map(|&x| x as isize).collect();
+    grouped_shape[dim] = out_n as isize;
+    grouped_shape.insert(dim + 1, k as isize);
+    let reduce = if projection == ReduceOp::Max {
+        ReduceOp::Max
+    } else {
+        ReduceOp::Sum
+    };
+    let mut out = Tensor::concat(&[r.clone(), pad], dim as isize)
+        .and_then(|t| t.index_select(dim as isize, &index))
+        .and_then(|t| t.reshape(&grouped_shape))
+        .and_then(|t| t.reduce(reduce, Some(&[dim as isize + 1]), false))
+        .map_err(&err)?;
+    let mut along = vec![1isize; r.rank()];
+    along[dim] = out_n as isize;
+    let counts: Vec<f32> = groups.iter().map(|g| g.len() as f32).collect();
+    match projection {
+        ReduceOp::Max if counts.contains(&0.0) => {
+            // Cells nothing lands in are 0, not -inf.
+            let empty = Tensor::from_bool(counts.iter().map(|&c| c == 0.0).collect(), &[out_n])
+                .and_then(|t| t.reshape(&along))
+                .and_then(|t| t.to_device(device))
+                .map_err(&err)?;
+            out =
+                Tensor::where_cond(&empty, &Tensor::scalar(0.0, DType::F32), &out).map_err(&err)?;
+        }
+        ReduceOp::Mean => {
+            let denom = Tensor::from_f32(counts.iter().map(|&c| c.max(1.0)).collect(), &[out_n])
+                .and_then(|t| t.reshape(&along))
+                .and_then(|t| t.to_device(device))
+                .map_err(&err)?;
+            out = out.binary(TBinary::Div, &denom).map_err(&err)?;
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// An index expression of a tensor equation: index variables and ints under `+ - * / %`.
+#[derive(Clone, Debug)]
+enum IxExpr {
+    Var(String),
+    Const(i64),
+    Neg(Box<IxExpr>),
+    Bin(TBinary, Box<IxExpr>, Box<IxExpr>),
+}
+
+impl IxExpr {
+    /// `start + step * var`.
+    fn affine(start: i64, step: i64, var: &str) -> IxExpr {
+        let v = IxExpr::Var(var.to_string());
+        let scaled = if step == 1 {
+            v
+        } else {
+            IxExpr::Bin(TBinary::Mul, Box::new(IxExpr::Const(step)), Box::new(v))
+        };
+        if start == 0 {
+            scaled
+        } else {
+            IxExpr::Bin(
+                TBinary::Add,
+                Box::new(IxExpr::Const(start)),
+                Box::new(scaled),
+            )
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        matches!(self, IxExpr::Const(0))
+    }
+
+    /// The distinct variables, in order of first appearance.
+    fn vars(&self, out: &mut Vec<String>) {
+        match self {
+            IxExpr::Var(v) => {
+                if !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+            IxExpr::Const(_) => {}
+            IxExpr::Neg(a) => a.vars(out),
+            IxExpr::Bin(_, a, b) => {
+                a.vars(out);
+                b.vars(out);
+            }
+        }
+    }
+
+    /// The expression's value at every point of the grid spanned by `grid` (variables with
+    /// their sizes): an int64 tensor of rank `grid.len()` that broadcasts to the grid (size 1
+    /// along the variables it does not use).
+    fn on_grid(&self, grid: &[(String, usize)]) -> tl_tensor::Result<Tensor> {
+        match self {
+            IxExpr::Var(v) => {
+                let pos = grid.iter().position(|(g, _)| g == v).unwrap_or(0);
+                let n = grid.get(pos).map_or(1, |g| g.1);
+                let mut shape = vec![1isize; grid.len()];
+                if !shape.is_empty() {
+                    shape[pos] = n as isize;
+                }
+                host_arange(n)?.reshape(&shape)
+            }
+            IxExpr::Const(k) => Tensor::from_i64(vec![*k], &[])?.reshape(&vec![1isize; grid.len()]),
+            IxExpr::Neg(a) => {
+                Tensor::from_i64(vec![0], &[])?.binary(TBinary::Sub, &a.on_grid(grid)?)
+            }
+            IxExpr::Bin(op, a, b) => a.on_grid(grid)?.binary(*op, &b.on_grid(grid)?),
+        }
+    }
+}
+
+fn bad_index_arithmetic(span: Span) -> RuntimeError {
+    RuntimeError::new(
+        "an index in a tensor equation is an index variable, an int, or index arithmetic: `+ - * / %` of those (as in `t+1`, `x+dx`, `x/2`)",
+        span,
+    )
+}
+
+/// The indexed terms (`A[..]`) and relation atoms of a right side, in order.
+fn collect_terms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+    match &e.kind {
+        ExprKind::Index { .. } => out.push(e),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            collect_terms(lhs, out);
+            collect_terms(rhs, out);
+        }
+        ExprKind::Unary { expr, .. } => collect_terms(expr, out),
+        ExprKind::Call { args, .. } => {
+            out.push(e);
+            for a in args {
+                collect_terms(&a.value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// True when an expression uses a virtual index `*t`.
+fn has_virtual(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Index { base, indices } => {
+            has_virtual(base)
+                || indices.iter().any(|ix| match ix {
+                    IndexArg::Virtual(..) => true,
+                    IndexArg::Expr(e) => has_virtual(e),
+                    _ => false,
+                })
+        }
+        ExprKind::Binary { lhs, rhs, .. } => has_virtual(lhs) || has_virtual(rhs),
+        ExprKind::Unary { expr, .. } => has_virtual(expr),
+        ExprKind::Call { args, .. } => args.iter().any(|a| has_virtual(&a.value)),
+        _ => false,
+    }
+}
+
+/// The virtual indices of an expression: `(name, offset, span of the term)`.
+fn virtual_uses(e: &Expr, out: &mut Vec<(String, i64, Span, String)>) {
+    match &e.kind {
+        ExprKind::Index { base, indices } => {
+            for ix in indices {
+                if let IndexArg::Virtual(n, k) = ix {
+                    out.push((n.clone(), *k, e.span, expr_label(base)));
+                }
+            }
+        }
+        ExprKind::Binary { lhs, rhs, .. } => {
+            virtual_uses(lhs, out);
+            virtual_uses(rhs, out);
+        }
+        ExprKind::Unary { expr, .. } => virtual_uses(expr, out),
+        ExprKind::Call { args, .. } => {
+            for a in args {
+                virtual_uses(&a.value, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The expression with every virtual index dropped (`State[i, *t]` becomes `State[i]`).
+fn strip_virtual(e: &Expr) -> Expr {
+    let kind = match &e.kind {
+        ExprKind::Index { base, indices } => ExprKind::Index {
+            base: base.clone(),
+            indices: indices
+                .iter()
+                .filter(|ix| !matches!(ix, IndexArg::Virtual(..)))
+                .cloned()
+                .collect(),
+        },
+        ExprKind::Binary { op, lhs, rhs } => ExprKind::Binary {
+            op: *op,
+            lhs: Box::new(strip_virtual(lhs)),
+            rhs: Box::new(strip_virtual(rhs)),
+        },
+        ExprKind::Unary { op, expr } => ExprKind::Unary {
+            op: *op,
+            expr: Box::new(strip_virtual(expr)),
+        },
+        ExprKind::Call { callee, args } => ExprKind::Call {
+            callee: callee.clone(),
+            args: args
+                .iter()
+                .map(|a| tl_syntax::ast::Arg {
+                    name: a.name.clone(),
+                    value: strip_virtual(&a.value),
+                    span: a.span,
+                })
+                .collect(),
+        },
+        other => other.clone(),
+    };
+    Expr { kind, span: e.span }
+}
+
+impl Interpreter {
+    /// `State[i, *t+1] = f(State[j, *t], Input[k, t])`: the equation runs once for each
+    /// t = 0, 1, ..., T-1 (T: the size of the dimension `t` indexes bare on the right side), with
+    /// `t` bound to that int (so `Input[k, t]` selects) and every `*t` dropped: the tensor written
+    /// keeps only its current value (a rolling buffer of one step), which is read at `*t` and
+    /// replaced at `*t+1`. The tensor must have a value before (the state at t = 0).
+    fn exec_virtual_equation(
+        &mut self,
+        target: &Expr,
+        op: AssignOp,
+        value: &Expr,
+        span: Span,
+    ) -> Result<()> {
+        let mut lhs_uses = Vec::new();
+        virtual_uses(target, &mut lhs_uses);
+        let mut rhs_uses = Vec::new();
+        virtual_uses(value, &mut rhs_uses);
+        let Some((t, d, _, name)) = lhs_uses.first().cloned() else {
+            let (n, _, sp, _) = &rhs_uses[0];
+            return Err(RuntimeError::new(
+                format!(
+                    "the virtual index `*{n}` is read here, but the left side has none (write it as `State[*{n}+1] = ...`)"
+                ),
+                *sp,
+            ));
+        };
+        if lhs_uses.len() > 1 {
+            return Err(unsupported(
+                "more than one virtual index on the left side of a tensor equation",
+                target.span,
+            ));
+        }
+        for (n, k, sp, label) in &rhs_uses {
+            if *n != t {
+                return Err(unsupported(
+                    &format!("two virtual indices (`*{t}` and `*{n}`) in one equation"),
+                    *sp,
+                ));
+            }
+            if *label == name && d - k != 1 {
+                return Err(unsupported(
+                    &format!(
+                        "reading `{name}` at `{}` while writing it at `{}`: a virtual index keeps only the previous step (write `*{t}+1` on the left and `*{t}` on the right)",
+                        show_virtual(&t, *k),
+                        show_virtual(&t, d)
+                    ),
+                    *sp,
+                ));
+            }
+        }
+        if !matches!(self.lookup_var(&name), Some(Value::Tensor(_))) {
+            return Err(RuntimeError::new(
+                format!(
+                    "`{name}` needs a value before this equation: a virtual index keeps only the current value of `{name}`, which starts as the value it has now"
+                ),
+                target.span,
+            ));
+        }
+        let mut terms = Vec::new();
+        collect_terms(value, &mut terms);
+        let mut steps = None;
+        for term in terms {
+            if let ExprKind::Index { base, indices } = &term.kind
+                && let ExprKind::Name(b) = &base.kind
+                && let Some(Value::Tensor(tensor)) = self.lookup_var(b)
+                && tensor.rank() == indices.len()
+                && let Some(dim) = indices.iter().position(|ix| {
+                    matches!(ix, IndexArg::Expr(Expr { kind: ExprKind::Name(n), .. }) if *n == t)
+                })
+            {
+                steps = Some(tensor.shape()[dim]);
+                break;
+            }
+        }
+        let Some(steps) = steps else {
+            return Err(RuntimeError::new(
+                format!(
+                    "the virtual index `*{t}` needs a range: index a tensor with `{t}` on the right side (as in `Input[k, {t}]`)"
+                ),
+                span,
+            ));
+        };
+        let target = strip_virtual(target);
+        let value = strip_virtual(value);
+        for step in 0..steps {
+            self.scopes.push(super::Scope::default());
+            self.declare(&t, Value::Int(step as i64));
+            let result = self.exec_equation(&target, op, &value, span);
+            self.scopes.pop();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// A relation atom `R(x, y)` in a product: the 0/1 tensor of `R`'s tuples (facts and
+    /// derived), indexed by its variables, each ranging over the entities of the embedding it
+    /// indexes elsewhere in the equation. A symbol or int argument selects.
+    fn eq_relation(
+        &mut self,
+        atom: &Expr,
+        rel: &str,
+        args: &[tl_syntax::ast::Arg],
+        eq: &mut Equation,
+    ) -> Result<Indexed> {
+        enum Col {
+            Var(String),
+            Fixed(String),
+        }
+        let mut cols = Vec::with_capacity(args.len());
+        for a in args {
+            let col = match &a.value.kind {
+                ExprKind::Name(n) if eq.domains.contains_key(n) => Col::Var(n.clone()),
+                ExprKind::Name(n) => match self.lookup_var(n) {
+                    Some(Value::Str(s)) => Col::Fixed(s.to_string()),
+                    Some(Value::Int(k)) => Col::Fixed(k.to_string()),
+                    _ if eq.total_counts.get(n).copied().unwrap_or(0) > 1 || eq.lhs.contains(n) => {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "the relation variable `{n}` must index the entity dimension of an embedding in this equation (as in `Emb[{n}, i]`), which fixes its entities"
+                            ),
+                            a.value.span,
+                        ));
+                    }
+                    _ => Col::Fixed(n.clone()),
+                },
+                ExprKind::Str(s) => Col::Fixed(s.clone()),
+                ExprKind::Int(k) => Col::Fixed(k.to_string()),
+                _ => {
+                    return Err(RuntimeError::new(
+                        "a relation atom in a tensor equation takes variables, symbols and ints",
+                        a.value.span,
+                    ));
+                }
+            };
+            cols.push(col);
+        }
+        if let Some(arity) = self.logic.arity(rel)
+            && arity != cols.len()
+        {
+            return Err(RuntimeError::new(
+                format!("`{rel}` has {arity} arguments, not {}", cols.len()),
+                atom.span,
+            ));
+        }
+        // The distinct variables, their entity maps and sizes.
+        let mut vars: Vec<String> = Vec::new();
+        let mut maps: Vec<HashMap<String, usize>> = Vec::new();
+        for c in &cols {
+            if let Col::Var(v) = c
+                && !vars.contains(v)
+            {
+                let emb = eq.domains[v].clone();
+                let map = self.embedding_entities(&emb).unwrap_or_default();
+                self.note_size(v, map.len(), &emb, atom.span, eq)?;
+                vars.push(v.clone());
+                maps.push(map);
+            }
+        }
+        self.logic
+            .run_forward()
+            .map_err(|e| RuntimeError::new(e.to_string(), atom.span))?;
+        let sizes: Vec<usize> = maps.iter().map(HashMap::len).collect();
+        let mut data = vec![0.0f32; sizes.iter().product()];
+        'tuples: for tuple in self.logic.tuples(rel) {
+            let mut at: Vec<Option<usize>> = vec![None; vars.len()];
+            for (c, v) in cols.iter().zip(tuple) {
+                let text = self.logic.render(v);
+                match c {
+                    Col::Fixed(s) if *s != text => continue 'tuples,
+                    Col::Fixed(_) => {}
+                    Col::Var(name) => {
+                        let k = vars.iter().position(|x| x == name).unwrap_or(0);
+                        let Some(&row) = maps[k].get(&text) else {
+                            continue 'tuples;
+                        };
+                        match at[k] {
+                            Some(prev) if prev != row => continue 'tuples,
+                            _ => at[k] = Some(row),
+                        }
+                    }
+                }
+            }
+            let mut flat = 0;
+            for (k, pos) in at.iter().enumerate() {
+                flat = flat * sizes[k] + pos.unwrap_or(0);
+            }
+            data[flat] = 1.0;
+        }
+        let tensor = Tensor::from_f32(data, &sizes)
+            .and_then(|t| t.to_default_device())
+            .map_err(tensor_err(atom.span))?;
+        Ok(Indexed {
+            tensor,
+            indices: vars,
+        })
+    }
+}
+
+/// `*t`, `*t+1`, `*t-1`.
+fn show_virtual(t: &str, k: i64) -> String {
+    match k {
+        0 => format!("*{t}"),
+        _ => format!("*{t}{k:+}"),
+    }
+}
+
+/// `lnorm`: (x - mean) / sqrt(variance + 1e-5) along `dim` (no scale or shift).
+fn layer_normalize(x: &Tensor, dim: isize) -> tl_tensor::Result<Tensor> {
+    let mean = x.reduce(ReduceOp::Mean, Some(&[dim]), true)?;
+    let centred = x.binary(TBinary::Sub, &mean)?;
+    let var = centred
+        .binary(TBinary::Mul, &centred)?
+        .reduce(ReduceOp::Mean, Some(&[dim]), true)?;
+    let denom = var
+        .binary(TBinary::Add, &Tensor::scalar(1e-5, DType::F32))?
+        .unary(TUnary::Sqrt)?;
+    centred.binary(TBinary::Div, &denom)
+}
+
+/// `[0, 1, ..., n-1]` as an int64 tensor on the host (index arithmetic runs there; the index
+/// tensors it makes follow the data to its device).
+fn host_arange(n: usize) -> tl_tensor::Result<Tensor> {
+    Tensor::from_i64((0..n as i64).collect(), &[n])
 }

@@ -65,16 +65,14 @@ impl Interpreter {
                 IndexArg::Normalized(name) => {
                     return Err(RuntimeError::new(
                         format!(
-                            "not supported yet: normalized index `{name}'.` outside a tensor equation"
+                            "the normalised index `{name}.` belongs on the left side of a tensor equation"
                         ),
                         self.current_span,
                     ));
                 }
-                IndexArg::Virtual(name) => {
+                IndexArg::Virtual(name, _) => {
                     return Err(RuntimeError::new(
-                        format!(
-                            "not supported yet: virtual index `*{name}` outside a tensor equation"
-                        ),
+                        format!("the virtual index `*{name}` can only appear in a tensor equation"),
                         self.current_span,
                     ));
                 }

@@ -224,6 +224,11 @@ enum Mode {
 }
 
 impl Interpreter {
+    /// How the logic engine evaluates strata from now on (`tl run --logic-tensors`).
+    pub fn set_logic_tensor_mode(&mut self, mode: tl_logic::TensorMode) {
+        self.logic.set_tensor_mode(mode);
+    }
+
     /// `relation Name(x: T, ...)`.
     pub(crate) fn exec_relation_decl(&mut self, decl: &RelationDecl, span: Span) -> Result<()> {
         if decl.embed.is_some() {

@@ -4,6 +4,7 @@
 
 mod call;
 pub(crate) use call::arity_message;
+pub(crate) mod embedding;
 mod equation;
 mod expr;
 mod index;

@@ -233,7 +233,7 @@ impl Interpreter {
                 IndexArg::Normalized(_) => {
                     return Some("tensor equations (normalized index `p'.`)");
                 }
-                IndexArg::Virtual(_) => return Some("tensor equations (virtual index `*t`)"),
+                IndexArg::Virtual(..) => return Some("tensor equations (virtual index `*t`)"),
                 IndexArg::Expr(e) => {
                     if self.has_unbound_name(e) {
                         return Some("tensor equations");

@@ -153,18 +153,9 @@ impl ModelData {
     }
 }
 
-/// Moves a freshly read tensor to the program's device.
-/// Quantized weights are expanded to f16 first: the device backends have no quantized kernels
-/// yet.
+/// Moves a freshly read tensor to the program's device (quantized weights stay packed: the
+/// device backends read the blocks).
 fn to_device(t: Tensor, device: Device) -> Result<Tensor, String> {
-    if t.device() == device {
-        return Ok(t);
-    }
-    let t = if t.dtype().is_quantized() {
-        t.cast(tl_tensor::DType::F16).map_err(|e| e.to_string())?
-    } else {
-        t
-    };
     t.to_device(device).map_err(|e| e.to_string())
 }
 

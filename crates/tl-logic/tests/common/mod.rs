@@ -66,7 +66,13 @@ impl Program {
     }
 
     pub fn engine(&self) -> Engine {
+        self.engine_in(tl_logic::TensorMode::Auto)
+    }
+
+    /// An engine holding the program, evaluating strata as `mode` says.
+    pub fn engine_in(&self, mode: tl_logic::TensorMode) -> Engine {
         let mut e = Engine::new();
+        e.set_tensor_mode(mode);
         for (rel, t) in &self.facts {
             let vals: Vec<Value> = t.iter().map(|v| to_value(&mut e, v)).collect();
             e.add_fact(rel, &vals).unwrap();
@@ -275,8 +281,19 @@ pub fn engine_rows(e: &Engine, rows: &[Vec<Value>]) -> Vec<Tuple> {
         .collect()
 }
 
-/// Checks forward, backward and naive-strategy answers of `goals` against the reference.
+/// Both ways of evaluating a stratum: tuples, and dense tensors (wherever the stratum fits).
+pub const MODES: [tl_logic::TensorMode; 2] =
+    [tl_logic::TensorMode::Sparse, tl_logic::TensorMode::Dense];
+
+/// Checks forward, backward and naive-strategy answers of `goals` against the reference, with tuples
+/// and with dense tensors.
 pub fn check_program(p: &Program, goals: &[&str]) {
+    for mode in MODES {
+        check_program_in(p, goals, mode);
+    }
+}
+
+fn check_program_in(p: &Program, goals: &[&str], mode: tl_logic::TensorMode) {
     let db = reference_eval(p).expect("reference: program is stratifiable");
     let mut answered = 0;
     for g in goals {
@@ -284,24 +301,32 @@ pub fn check_program(p: &Program, goals: &[&str]) {
         let want = reference_answers(&db, &goal);
         answered += usize::from(!want.is_empty());
 
-        let mut fwd = p.engine();
+        let mut fwd = p.engine_in(mode);
         fwd.run_forward().unwrap();
         let got = fwd.query(&goal).unwrap();
         assert_eq!(got.columns, goal.variables(), "columns of {g}");
-        assert_eq!(engine_rows(&fwd, &got.rows), want, "forward answers of {g}");
+        assert_eq!(
+            engine_rows(&fwd, &got.rows),
+            want,
+            "forward answers of {g} ({mode:?})"
+        );
 
-        let mut bwd = p.engine();
+        let mut bwd = p.engine_in(mode);
         let got = bwd.query_backward(&goal).unwrap();
         assert_eq!(
             engine_rows(&bwd, &got.rows),
             want,
-            "backward answers of {g}"
+            "backward answers of {g} ({mode:?})"
         );
 
-        let mut naive = p.engine();
+        let mut naive = p.engine_in(mode);
         naive.set_strategy(tl_logic::Strategy::Naive);
         let got = naive.query(&goal).unwrap();
-        assert_eq!(engine_rows(&naive, &got.rows), want, "naive answers of {g}");
+        assert_eq!(
+            engine_rows(&naive, &got.rows),
+            want,
+            "naive answers of {g} ({mode:?})"
+        );
     }
     // Guard against a vacuous comparison: most goals of each test program have answers.
     assert!(
@@ -318,8 +343,14 @@ pub fn check_all_relations(p: &Program) {
 
 /// As [`check_all_relations`]; `require_derived` also asserts that the program derives something.
 pub fn check_relations(p: &Program, require_derived: bool) {
+    for mode in MODES {
+        check_relations_in(p, require_derived, mode);
+    }
+}
+
+fn check_relations_in(p: &Program, require_derived: bool, mode: tl_logic::TensorMode) {
     let db = reference_eval(p).expect("reference: program is stratifiable");
-    let mut e = p.engine();
+    let mut e = p.engine_in(mode);
     e.run_forward().unwrap();
     assert!(
         !require_derived || db.values().map(HashSet::len).sum::<usize>() > p.facts.len(),
@@ -332,7 +363,7 @@ pub fn check_relations(p: &Program, require_derived: bool) {
             e.relation_len(rel).unwrap(),
             "{rel} has duplicates"
         );
-        assert_eq!(&got, want, "relation {rel}");
+        assert_eq!(&got, want, "relation {rel} ({mode:?})");
     }
 }
 

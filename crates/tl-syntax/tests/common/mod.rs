@@ -310,8 +310,9 @@ pub fn expr(e: &Expr) -> String {
                     IndexArg::Slice { start, end, step } => {
                         format!("(: {} {} {})", opt(start), opt(end), opt(step))
                     }
-                    IndexArg::Normalized(n) => format!("{n}'."),
-                    IndexArg::Virtual(n) => format!("*{n}"),
+                    IndexArg::Normalized(n) => format!("{n}."),
+                    IndexArg::Virtual(n, 0) => format!("*{n}"),
+                    IndexArg::Virtual(n, k) => format!("*{n}{k:+}"),
                 })
                 .collect();
             format!("(idx {} {})", expr(base), idx.join(" "))

@@ -1,0 +1,411 @@
+//! GGUF blocks on the device and the batch-1 products: `linear` reads Q4_0/Q4_1/Q8_0/Q4_K/
+//! Q5_K/Q6_K weights in place (`tl_matvec_q`) and float weights with 16-byte loads
+//! (`tl_matvec_f`) for up to [`MATVEC_MAX_ROWS`] input rows; larger batches (prefill) expand a
+//! quantized weight once into the input's float type and use cuBLAS.
+
+use std::sync::Arc;
+use tl_tensor::{BinaryOp, DType, Layout, Result, Tensor, TensorError};
+
+use crate::CudaBackend;
+use crate::runtime::{Args, Lay, ThreadStream, dtype_code, grid_for};
+
+/// Input rows up to which `linear` uses the mat-vec kernels (`MV_MAX_ROWS` in quant.cu):
+/// each weight is then read once for all rows.
+pub(crate) const MATVEC_MAX_ROWS: usize = 8;
+/// Threads per block of the mat-vec kernels (`MV_THREADS`).
+const MATVEC_THREADS: u32 = 256;
+/// Output features (one warp each) per block of the one-row kernels (`MV1_WARPS`).
+const MATVEC1_WARPS: usize = 8;
+/// Most output features one mat-vec block computes (`MV_MAX_RPB`).
+const MATVEC_MAX_ROWS_PER_BLOCK: usize = 4;
+
+/// Output features per mat-vec block: as many as keep about two blocks per multiprocessor
+/// of a large GPU busy (fewer rows per block for small outputs such as the K/V projections).
+fn rows_per_block(out_f: usize) -> usize {
+    (out_f / 264).clamp(1, MATVEC_MAX_ROWS_PER_BLOCK)
+}
+
+/// A rank-2 quantized weight as the kernels address it: the byte address of row 0, rows,
+/// 32-value groups per row and bytes from one row to the next.
+struct PackedRows {
+    ptr: u64,
+    rows: usize,
+    groups: usize,
+    row_bytes: usize,
+    kind_id: i32,
+}
+
+fn packed_rows(
+    me: &CudaBackend,
+    s: &Arc<ThreadStream>,
+    op: &str,
+    w: &Tensor,
+) -> Result<PackedRows> {
+    let kind = w
+        .dtype()
+        .ggml_type()
+        .filter(|k| k.is_quantized())
+        .ok_or_else(|| TensorError(format!("{op}: internal: {} is not packed", w.dtype())))?;
+    let l = w.layout();
+    if l.rank() != 2 {
+        return Err(TensorError(format!(
+            "not supported yet: {op} on a {}-dimensional {} tensor on cuda (rank 2 [rows, cols] is)",
+            l.rank(),
+            w.dtype()
+        )));
+    }
+    let (bs, bb) = (kind.block_size(), kind.block_bytes());
+    let rows = l.shape[0];
+    let row_stride = if rows > 1 { l.strides[0] } else { l.shape[1] };
+    let base = me.input(op, s, w)?;
+    Ok(PackedRows {
+        ptr: base + (l.offset / bs * bb) as u64,
+        rows,
+        groups: l.shape[1] / 32,
+        row_bytes: row_stride / bs * bb,
+        kind_id: kind.id() as i32,
+    })
+}
+
+/// `x` as contiguous rows whose start is 16-byte aligned (the kernels' vector loads), copied
+/// only when the view is not already so.
+fn aligned_rows(me: &CudaBackend, x: &Tensor) -> Result<Tensor> {
+    use tl_tensor::Backend;
+    let esize = x.dtype().size_in_bytes();
+    if x.is_contiguous() && (x.layout().offset * esize).is_multiple_of(16) {
+        Ok(x.clone())
+    } else {
+        me.contiguous(x)
+    }
+}
+
+/// Byte address of `x`'s first element.
+fn first_elem(me: &CudaBackend, s: &Arc<ThreadStream>, op: &str, x: &Tensor) -> Result<u64> {
+    Ok(me.input(op, s, x)? + (x.layout().offset * x.dtype().size_in_bytes()) as u64)
+}
+
+impl CudaBackend {
+    /// The whole quantized `w` expanded into a new contiguous float tensor of `dtype`.
+    pub(crate) fn dequantize(&'static self, w: &Tensor, dtype: DType) -> Result<Tensor> {
+        let s = crate::runtime::thread_stream(self)?;
+        let flat;
+        let w = if w.rank() == 2 {
+            w
+        } else {
+            // Contiguous tensors of any rank are rows of their last dimension.
+            if !w.is_contiguous() {
+                return Err(TensorError(format!(
+                    "not supported yet: cast of a strided {}-dimensional {} tensor on cuda",
+                    w.rank(),
+                    w.dtype()
+                )));
+            }
+            let cols = *w.shape().last().unwrap_or(&0);
+            flat = w.with_layout(Layout {
+                shape: vec![w.numel() / cols.max(1), cols],
+                strides: vec![cols, 1],
+                offset: w.layout().offset,
+            });
+            &flat
+        };
+        let p = packed_rows(self, &s, "cast", w)?;
+        let float_dtype = if dtype.is_float() { dtype } else { DType::F32 };
+        let out = self.alloc_tensor(&s, &[p.rows, p.groups * 32], float_dtype)?;
+        let n = p.rows * p.groups;
+        if n > 0 {
+            let po = self.input("cast", &s, &out)?;
+            self.launch(
+                &s,
+                "tl_dequant",
+                grid_for(n),
+                256,
+                0,
+                Args::new()
+                    .ptr(po)
+                    .i32(dtype_code(float_dtype))
+                    .ptr(p.ptr)
+                    .i32(p.kind_id)
+                    .i64(p.rows as i64)
+                    .i64(p.groups as i64)
+                    .i64(p.row_bytes as i64),
+            )?;
+        }
+        let shape: Vec<isize> = w.shape().iter().map(|&d| d as isize).collect();
+        let out = out.reshape(&shape)?;
+        if float_dtype == dtype {
+            Ok(out)
+        } else {
+            out.cast(dtype)
+        }
+    }
+
+    /// Rows of the quantized `table` [vocab, d] picked by the int64 `ids`, as f32 (as on the
+    /// CPU); shape `ids.shape + [d]`.
+    pub(crate) fn embedding_packed(&'static self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+        let s = crate::runtime::thread_stream(self)?;
+        let p = packed_rows(self, &s, "embedding", table)?;
+        let ids_c = ids.contiguous()?;
+        let mut shape = ids.shape().to_vec();
+        shape.push(p.groups * 32);
+        let out = self.alloc_tensor(&s, &shape, DType::F32)?;
+        let n = ids.numel() * p.groups;
+        if n > 0 {
+            let po = self.input("embedding", &s, &out)?;
+            let pi = first_elem(self, &s, "embedding", &ids_c)?;
+            s.may_have_error
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.launch(
+                &s,
+                "tl_embedding_q",
+                grid_for(n),
+                256,
+                0,
+                Args::new()
+                    .ptr(po)
+                    .i32(dtype_code(DType::F32))
+                    .ptr(p.ptr)
+                    .i32(p.kind_id)
+                    .i64(p.groups as i64)
+                    .i64(p.row_bytes as i64)
+                    .ptr(pi)
+                    .i64(ids.numel() as i64)
+                    .i64(p.rows as i64)
+                    .ptr(s.err_word()),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// A copy of a quantized row view with its rows packed one after another.
+    pub(crate) fn contiguous_packed(&'static self, w: &Tensor) -> Result<Tensor> {
+        let s = crate::runtime::thread_stream(self)?;
+        let p = packed_rows(self, &s, "contiguous", w)?;
+        let out = self.alloc_tensor(&s, w.shape(), w.dtype())?;
+        let dense_row = p.groups * 32 / w.dtype().ggml_type().map_or(1, |k| k.block_size())
+            * w.dtype().ggml_type().map_or(0, |k| k.block_bytes());
+        let n = p.rows * dense_row;
+        if n > 0 {
+            let po = self.input("contiguous", &s, &out)?;
+            let bytes = |row_bytes: usize| {
+                Lay::exact(
+                    "contiguous",
+                    &Layout {
+                        shape: vec![p.rows, dense_row],
+                        strides: vec![row_bytes, 1],
+                        offset: 0,
+                    },
+                )
+            };
+            self.launch(
+                &s,
+                "tl_copy",
+                grid_for(n),
+                256,
+                0,
+                Args::new()
+                    .ptr(po)
+                    .lay(&bytes(dense_row)?)
+                    .ptr(p.ptr)
+                    .lay(&bytes(p.row_bytes)?)
+                    .i32(1)
+                    .i64(n as i64),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// `x @ w^T + b` (arguments checked by `Tensor::linear`): the mat-vec kernels for a few
+    /// input rows, else cuBLAS (a quantized `w` expanded once into `x`'s dtype).
+    pub(crate) fn linear_impl(
+        &'static self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (out_f, in_f) = (w.shape()[0], w.shape()[1]);
+        let m = x.numel().checked_div(in_f).unwrap_or(0);
+        let packed = w.dtype().is_quantized();
+        let out_dtype = if packed {
+            x.dtype()
+        } else {
+            DType::promote(x.dtype(), w.dtype())
+        };
+        let float_rows = !packed
+            && matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16)
+            && (w.layout().strides[1] == 1 || in_f <= 1);
+        if m == 0 || m > MATVEC_MAX_ROWS || !(packed || float_rows) {
+            return self.linear_by_gemm(x, w, b, out_dtype);
+        }
+        let s = crate::runtime::thread_stream(self)?;
+        // The kernels read x as contiguous f32 rows with 16-byte loads.
+        let x32 = x.cast(DType::F32)?;
+        let xr = aligned_rows(self, &x32)?;
+        let mut out_shape = x.shape().to_vec();
+        *out_shape.last_mut().expect("linear input has rank >= 1") = out_f;
+        let out = self.alloc_tensor(&s, &out_shape, out_dtype)?;
+        if out_f == 0 {
+            return Ok(out);
+        }
+        let py = self.input("linear", &s, &out)?;
+        let px = first_elem(self, &s, "linear", &xr)?;
+        let (pb, bdt) = match b {
+            Some(b) => {
+                let bc = b.contiguous()?;
+                (first_elem(self, &s, "linear", &bc)?, dtype_code(b.dtype()))
+            }
+            None => (0, 0),
+        };
+        let rpb = rows_per_block(out_f);
+        let grid = out_f.div_ceil(rpb) as u32;
+        // One input row: a warp per output feature (MV1_WARPS per block).
+        let grid1 = out_f.div_ceil(MATVEC1_WARPS) as u32;
+        if packed && m == 1 {
+            let p = packed_rows(self, &s, "linear", w)?;
+            self.launch(
+                &s,
+                "tl_matvec_q1",
+                grid1,
+                32 * MATVEC1_WARPS as u32,
+                0,
+                Args::new()
+                    .ptr(py)
+                    .i32(dtype_code(out_dtype))
+                    .ptr(px)
+                    .ptr(p.ptr)
+                    .i32(p.kind_id)
+                    .i64(out_f as i64)
+                    .i64(p.groups as i64)
+                    .i64(p.row_bytes as i64)
+                    .ptr(pb)
+                    .i32(bdt),
+            )?;
+        } else if packed {
+            let p = packed_rows(self, &s, "linear", w)?;
+            self.launch(
+                &s,
+                "tl_matvec_q",
+                grid,
+                MATVEC_THREADS,
+                0,
+                Args::new()
+                    .ptr(py)
+                    .i32(dtype_code(out_dtype))
+                    .ptr(px)
+                    .i32(m as i32)
+                    .ptr(p.ptr)
+                    .i32(p.kind_id)
+                    .i64(out_f as i64)
+                    .i64(p.groups as i64)
+                    .i64(p.row_bytes as i64)
+                    .i32(rpb as i32)
+                    .ptr(pb)
+                    .i32(bdt),
+            )?;
+        } else {
+            let wl = w.layout();
+            let esize = w.dtype().size_in_bytes();
+            let row_stride = if out_f > 1 { wl.strides[0] } else { in_f };
+            let vec = (row_stride * esize).is_multiple_of(16)
+                && (wl.offset * esize).is_multiple_of(16)
+                && in_f.is_multiple_of(8);
+            let pw = first_elem(self, &s, "linear", w)?;
+            if m == 1 && vec {
+                self.launch(
+                    &s,
+                    "tl_matvec_f1",
+                    grid1,
+                    32 * MATVEC1_WARPS as u32,
+                    0,
+                    Args::new()
+                        .ptr(py)
+                        .i32(dtype_code(out_dtype))
+                        .ptr(px)
+                        .ptr(pw)
+                        .i32(dtype_code(w.dtype()))
+                        .i64(out_f as i64)
+                        .i64(in_f as i64)
+                        .i64(row_stride as i64)
+                        .ptr(pb)
+                        .i32(bdt),
+                )?;
+                return Ok(out);
+            }
+            self.launch(
+                &s,
+                "tl_matvec_f",
+                grid,
+                MATVEC_THREADS,
+                0,
+                Args::new()
+                    .ptr(py)
+                    .i32(dtype_code(out_dtype))
+                    .ptr(px)
+                    .i32(m as i32)
+                    .ptr(pw)
+                    .i32(dtype_code(w.dtype()))
+                    .i64(out_f as i64)
+                    .i64(in_f as i64)
+                    .i64(row_stride as i64)
+                    .i32(vec as i32)
+                    .i32(rpb as i32)
+                    .ptr(pb)
+                    .i32(bdt),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// `linear` for many input rows through cuBLAS. Half-precision weights (and quantized
+    /// ones, expanded once to f16) are multiplied in their dtype with f32 accumulation, the
+    /// input rounded to it (as PyTorch's autocast does): an f32 product would first convert
+    /// the whole weight to f32 and run without tensor cores.
+    fn linear_by_gemm(
+        &'static self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        out_dtype: DType,
+    ) -> Result<Tensor> {
+        let w = if w.dtype().is_quantized() {
+            self.dequantize(w, DType::F16)?
+        } else {
+            w.clone()
+        };
+        let wt = w.transpose(0, 1)?;
+        let y = if matches!(w.dtype(), DType::F16 | DType::BF16) && x.dtype() != w.dtype() {
+            x.cast(w.dtype())?.matmul(&wt)?.cast(out_dtype)?
+        } else {
+            x.matmul(&wt)?
+        };
+        match b {
+            None => Ok(y),
+            Some(b) => y.binary(BinaryOp::Add, &b.cast(y.dtype())?),
+        }
+    }
+
+    /// Copies `src` into `dst` at `start` along `dim` on the device, in place when `dst` owns
+    /// its storage alone (else into a private copy first, as the CPU backend does).
+    pub(crate) fn write_slice_impl(
+        &'static self,
+        dst: &mut Tensor,
+        dim: usize,
+        start: usize,
+        src: &Tensor,
+    ) -> Result<()> {
+        use tl_tensor::Backend;
+        let broadcast = dst
+            .layout()
+            .shape
+            .iter()
+            .zip(&dst.layout().strides)
+            .any(|(&d, &st)| d > 1 && st == 0);
+        if broadcast || dst.storage_mut().is_none() {
+            *dst = self.contiguous(dst)?;
+        }
+        let mut target = dst.layout().clone();
+        target.shape[dim] = src.shape()[dim];
+        target.offset += start * target.strides[dim];
+        let s = crate::runtime::thread_stream(self)?;
+        self.copy_into(&s, dst, &target, src)
+    }
+}
