@@ -628,6 +628,7 @@ fn learn_progress_on_stderr_and_quiet() {
     let quiet = tl(&["run", p]);
     assert_eq!(text(&quiet.stdout), "true\n");
     assert_eq!(text(&quiet.stderr), "");
+}
 
 #[test]
 fn logic_tensor_mode_from_the_flag_or_the_environment() {
