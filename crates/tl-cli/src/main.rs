@@ -81,6 +81,9 @@ Environment:
         /// Print a derivation (proof tree) under every answer of a logic query
         #[arg(long)]
         explain: bool,
+        /// Print no per-epoch progress from `learn` blocks
+        #[arg(long)]
+        quiet: bool,
         /// How Datalog strata are evaluated: `auto` (dense tensors when small and dense enough,
         /// else tuples), `sparse` (tuples) or `dense` (tensors whenever a stratum fits 2^24
         /// cells); default from $TL_LOGIC_TENSORS, else auto
@@ -188,6 +191,7 @@ fn main() -> ExitCode {
             test,
             bench,
             explain,
+            quiet,
             logic_tensors,
             args,
         } => {
@@ -216,6 +220,7 @@ fn main() -> ExitCode {
                 stats,
                 device,
                 explain,
+                quiet,
             };
             run(&file, options, logic_mode, test, bench)
         }
@@ -307,6 +312,7 @@ fn main() -> ExitCode {
                 stats,
                 device,
                 explain: false,
+                quiet: false,
             };
             run(
                 &program,

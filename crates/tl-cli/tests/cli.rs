@@ -579,6 +579,57 @@ fn chat_with_a_missing_model_names_it() {
     );
 }
 
+/// `learn` prints one progress line per `max(1, epochs / 10)` epochs (and the first and last)
+/// to stderr, with the loss and the time per epoch; `--quiet` and `quiet: true` silence it.
+#[test]
+fn learn_progress_on_stderr_and_quiet() {
+    let dir = scratch("learn-progress");
+    let program = dir.join("p.tl");
+    let body = "tensor W: float32[1] learnable = tensor([4.0])\n\
+                learn { objective: sum(W * W), optimizer: sgd(lr: 0.25), epochs: 20 QUIET }\n\
+                print(float(W[0]) < 1e-3)\n";
+    std::fs::write(&program, body.replace("QUIET", "")).unwrap();
+    let p = program.to_str().unwrap();
+    let out = tl(&["run", p]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "true\n");
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    let epochs: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split("  loss").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        epochs,
+        [
+            "epoch  1/20",
+            "epoch  2/20",
+            "epoch  4/20",
+            "epoch  6/20",
+            "epoch  8/20",
+            "epoch 10/20",
+            "epoch 12/20",
+            "epoch 14/20",
+            "epoch 16/20",
+            "epoch 18/20",
+            "epoch 20/20"
+        ],
+        "{err}"
+    );
+    // The first step: loss 16 at W = 4.
+    assert!(
+        lines[0].contains("loss 16.000000") && lines[0].ends_with("/epoch)"),
+        "{err}"
+    );
+    let quiet = tl(&["run", "--quiet", p]);
+    assert_eq!(text(&quiet.stdout), "true\n");
+    assert_eq!(text(&quiet.stderr), "");
+    std::fs::write(&program, body.replace("QUIET", ", quiet: true")).unwrap();
+    let quiet = tl(&["run", p]);
+    assert_eq!(text(&quiet.stdout), "true\n");
+    assert_eq!(text(&quiet.stderr), "");
+}
+
 #[test]
 fn logic_tensor_mode_from_the_flag_or_the_environment() {
     let run_env = |value: &str, extra: &[&str]| {

@@ -305,6 +305,22 @@ fn examples() {
     }
 }
 
+/// `examples/learn/*.tl` (training runs with a fixed seed) against `tests/examples/learn/`.
+#[test]
+fn learn_examples() {
+    let root = repo_root();
+    let cases = programs_in(&root, "examples/learn", "tests/examples/learn");
+    assert!(cases.len() >= 3, "only {} learning examples", cases.len());
+    run_all(&cases);
+    for case in &cases {
+        assert!(
+            case.expected_out.exists(),
+            "{} has no expected output in tests/examples/learn/",
+            case.program
+        );
+    }
+}
+
 #[test]
 fn diff_marks_changed_lines() {
     let d = diff("a\nb\nc\n", "a\nx\nc\n");
@@ -336,6 +352,7 @@ const STATIC_ERRORS: &[&str] = &[
 fn check_agrees_with_run() {
     let root = repo_root();
     let mut cases = programs_in(&root, "tests/programs", "tests/programs");
+    cases.extend(programs_in(&root, "examples/learn", "tests/examples/learn"));
     cases.extend(programs_in(&root, "examples", "tests/examples"));
     cases.extend(programs_in(&root, "examples/logic", "tests/examples/logic"));
     let mut failures = Vec::new();

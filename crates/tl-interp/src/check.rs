@@ -197,14 +197,31 @@ impl Resolver<'_> {
                     self.diags.push(e.to_diagnostic());
                 }
             }
-            // Learning constructs are checked by a later issue's resolver.
+            // `learn`: the body in its own scope, then the settings; `optimizer:` and
+            // `schedule:` name kinds, not functions, so only their arguments are checked.
+            StmtKind::Learn { body, settings } => {
+                self.scopes.push(HashSet::new());
+                for s in body {
+                    self.stmt(s);
+                }
+                for (key, e) in settings {
+                    match (&e.kind, key.as_str()) {
+                        (ExprKind::Call { args, .. }, "optimizer" | "schedule") => {
+                            for a in args {
+                                self.expr(&a.value);
+                            }
+                        }
+                        _ => self.expr(e),
+                    }
+                }
+                self.scopes.pop();
+            }
             StmtKind::Return(None)
             | StmtKind::Break
             | StmtKind::Continue
             | StmtKind::Query { .. }
             | StmtKind::TensorQuery(_)
-            | StmtKind::Infer { .. }
-            | StmtKind::Learn { .. } => {}
+            | StmtKind::Infer { .. } => {}
         }
     }
 

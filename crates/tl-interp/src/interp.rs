@@ -30,6 +30,8 @@ pub struct Options {
     pub device: Device,
     /// `--explain`: print a derivation under every answer of a logic query.
     pub explain: bool,
+    /// `--quiet`: `learn` blocks print no progress.
+    pub quiet: bool,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             stats: false,
             device: Device::Cpu,
             explain: false,
+            quiet: false,
         }
     }
 }
@@ -135,6 +138,8 @@ pub struct Interpreter {
     pub(crate) methods: HashMap<String, HashMap<String, Rc<Function>>>,
     /// Declared relation names (so that `Name(a, b)` statements are facts, not calls).
     pub(crate) relations: HashSet<String>,
+    /// Tensors declared `learnable`, in declaration order (what `learn` updates).
+    pub(crate) learnable: Vec<String>,
     /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
     pub(crate) logic: tl_logic::Engine,
     /// Declared embedding spaces by name (`crate::eval::embedding`).
@@ -166,6 +171,7 @@ impl Interpreter {
             structs: HashMap::new(),
             methods: HashMap::new(),
             relations: HashSet::new(),
+            learnable: Vec::new(),
             logic: tl_logic::Engine::new(),
             embeddings: HashMap::new(),
             scopes: Vec::new(),

@@ -11,6 +11,7 @@ pub mod format;
 pub mod interp;
 mod load;
 pub mod objects;
+mod optim;
 mod suggest;
 pub mod value;
 

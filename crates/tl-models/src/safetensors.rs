@@ -406,3 +406,151 @@ pub fn read_hf_config(path: &Path) -> Result<Vec<(String, MetaValue)>> {
     }
     Ok(out)
 }
+
+/// Writes `tensors` (float32, float16, bfloat16, int64 or bool; any device) to a safetensors
+/// file at `path`, in the order given, with `metadata` in `__metadata__`.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, tl_tensor::Tensor)],
+    metadata: &[(String, String)],
+) -> Result<()> {
+    use tl_tensor::DType;
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let m: serde_json::Map<String, Value> = metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        header.insert("__metadata__".into(), Value::Object(m));
+    }
+    let mut data: Vec<u8> = Vec::new();
+    for (name, t) in tensors {
+        let begin = data.len();
+        let dtype = match t.dtype() {
+            DType::F32 => {
+                for v in t.to_vec_f32() {
+                    data.extend_from_slice(&v.to_le_bytes());
+                }
+                "F32"
+            }
+            DType::F16 => {
+                for v in t.to_vec_f64() {
+                    data.extend_from_slice(&half::f16::from_f64(v).to_le_bytes());
+                }
+                "F16"
+            }
+            DType::BF16 => {
+                for v in t.to_vec_f64() {
+                    data.extend_from_slice(&half::bf16::from_f64(v).to_le_bytes());
+                }
+                "BF16"
+            }
+            DType::I64 => {
+                for v in t.to_vec_i64() {
+                    data.extend_from_slice(&v.to_le_bytes());
+                }
+                "I64"
+            }
+            DType::Bool => {
+                for v in t.to_vec_f64() {
+                    data.push((v != 0.0) as u8);
+                }
+                "BOOL"
+            }
+            other => {
+                return Err(ModelError::tensor(
+                    path,
+                    name,
+                    format!("cannot save a {other} tensor (cast it to float32 first)"),
+                ));
+            }
+        };
+        let mut entry = serde_json::Map::new();
+        entry.insert("dtype".into(), Value::String(dtype.into()));
+        entry.insert(
+            "shape".into(),
+            Value::Array(t.shape().iter().map(|&d| Value::from(d as u64)).collect()),
+        );
+        entry.insert(
+            "data_offsets".into(),
+            Value::Array(vec![
+                Value::from(begin as u64),
+                Value::from(data.len() as u64),
+            ]),
+        );
+        header.insert(name.clone(), Value::Object(entry));
+    }
+    let mut text = Value::Object(header).to_string().into_bytes();
+    // Pad the header with spaces so that the data starts 8-byte aligned.
+    while !(8 + text.len()).is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + text.len() + data.len());
+    bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&text);
+    bytes.extend_from_slice(&data);
+    std::fs::write(path, bytes).map_err(|e| ModelError::file(path, format!("cannot write: {e}")))
+}
+
+/// Every tensor of a safetensors file as a host tensor (F32, F16, BF16, I64, I32 (as int64)
+/// and BOOL), in file order.
+pub fn read_safetensors(path: &Path) -> Result<Vec<(String, tl_tensor::Tensor)>> {
+    let file = SafetensorsFile::open(path)?;
+    let mut infos: Vec<&StTensorInfo> = file.tensors().iter().collect();
+    infos.sort_by_key(|t| t.begin);
+    let mut out = Vec::with_capacity(infos.len());
+    for info in infos {
+        let bytes = file.tensor_bytes(&info.name)?;
+        let fail = |e: tl_tensor::TensorError| ModelError::tensor(path, &info.name, e.0);
+        let t = match info.dtype {
+            StDtype::F32 => tl_tensor::Tensor::from_f32(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect(),
+                &info.shape,
+            ),
+            StDtype::F16 => tl_tensor::Tensor::from_f16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes(c.try_into().expect("2 bytes")))
+                    .collect(),
+                &info.shape,
+            ),
+            StDtype::BF16 => tl_tensor::Tensor::from_bf16(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes(c.try_into().expect("2 bytes")))
+                    .collect(),
+                &info.shape,
+            ),
+            StDtype::I64 => tl_tensor::Tensor::from_i64(
+                bytes
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+                &info.shape,
+            ),
+            StDtype::I32 => tl_tensor::Tensor::from_i64(
+                bytes
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64)
+                    .collect(),
+                &info.shape,
+            ),
+            StDtype::Bool => {
+                tl_tensor::Tensor::from_bool(bytes.iter().map(|&b| b != 0).collect(), &info.shape)
+            }
+            other => {
+                return Err(ModelError::tensor(
+                    path,
+                    &info.name,
+                    format!("cannot load a {other:?} tensor"),
+                ));
+            }
+        }
+        .map_err(fail)?;
+        out.push((info.name.clone(), t));
+    }
+    Ok(out)
+}

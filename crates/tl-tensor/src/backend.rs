@@ -71,6 +71,16 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// The scatter-add that is the gradient of `index_select` and `embedding`: a zero tensor
+    /// shaped like the float `src` but with `size` along `dim`, plus each slice
+    /// `src[.., k, ..]` (along `dim`) added at position `index[k]` (1-D I64 on this device,
+    /// length `src.shape[dim]`, every value in `0..size`, checked by the caller). The default
+    /// multiplies by a one-hot matrix (exact, O(len * size) extra work); backends override it
+    /// with a direct kernel.
+    fn index_add(&self, src: &Tensor, dim: usize, index: &Tensor, size: usize) -> Result<Tensor> {
+        crate::autograd::index_add_one_hot(src, dim, index, size)
+    }
+
     // --- core ops (elementwise, reductions, copies) go above this line ---
 
     /// Batched matrix product of `a` [B.., m, k] and `b` [B.., k, n]: same rank, equal batch

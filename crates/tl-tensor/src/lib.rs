@@ -6,7 +6,12 @@
 //! memory-mapped model file), copied on first write. The GGUF block formats live in
 //! [`quant`] (dequantize, quantize, packed mat-vec kernels); tensors of a quantized dtype
 //! (`q4_0`, ...) stay packed and are read directly by `linear`, `embedding` and casts.
+//!
+//! [`autograd`] is reverse-mode automatic differentiation over these ops (the graph is kept in
+//! the tensors, the gradient formulas are tensor ops); [`optim`] holds the optimizers (SGD,
+//! Adam, AdamW) and learning-rate schedules that `learn` blocks use.
 
+pub mod autograd;
 pub mod backend;
 pub mod cpu;
 pub mod device;
@@ -16,6 +21,7 @@ mod format;
 pub mod hostbuf;
 pub mod layout;
 pub mod ops;
+pub mod optim;
 pub mod quant;
 pub mod random;
 pub mod stats;

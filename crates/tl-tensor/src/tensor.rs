@@ -16,6 +16,9 @@ use std::sync::Arc;
 pub struct Tensor {
     storage: Arc<Storage>,
     layout: Layout,
+    /// The op that made this tensor from tracked inputs ([`crate::autograd`]); `None` for
+    /// ordinary tensors.
+    node: Option<Arc<crate::autograd::Node>>,
 }
 
 impl Tensor {
@@ -37,6 +40,7 @@ impl Tensor {
         Ok(Tensor {
             storage: Arc::new(Storage::Cpu(storage)),
             layout: Layout::contiguous(shape),
+            node: None,
         })
     }
 
@@ -75,6 +79,7 @@ impl Tensor {
         Ok(Tensor {
             storage: Arc::new(Storage::Device(storage)),
             layout: Layout::contiguous(shape),
+            node: None,
         })
     }
 
@@ -103,6 +108,27 @@ impl Tensor {
         Tensor {
             storage: self.storage.clone(),
             layout,
+            node: None,
+        }
+    }
+
+    /// The autograd node of this tensor, if it is tracked.
+    pub(crate) fn grad_node(&self) -> Option<&Arc<crate::autograd::Node>> {
+        self.node.as_ref()
+    }
+
+    /// This tensor (shared storage) with `node` as its autograd node.
+    pub(crate) fn with_node(mut self, node: Arc<crate::autograd::Node>) -> Tensor {
+        self.node = Some(node);
+        self
+    }
+
+    /// This tensor (shared storage) with no autograd node.
+    pub(crate) fn without_node(&self) -> Tensor {
+        Tensor {
+            storage: self.storage.clone(),
+            layout: self.layout.clone(),
+            node: None,
         }
     }
 

@@ -544,3 +544,45 @@ fn exp_is_accurate_over_the_whole_f32_range() {
     assert_eq!(&s[..4], &[0.0, 0.0, 1.0, 1.0]);
     assert!(s[4].is_nan());
 }
+
+#[test]
+fn tanh_is_accurate_over_the_whole_f32_range() {
+    // A fine grid over [-20, 20], a log grid down to 1e-30 on both sides, and the switch
+    // point between the series and the exp formula; each element on its own, against f64.
+    let mut xs: Vec<f32> = (0..=40_000).map(|i| -20.0 + i as f32 * 0.001).collect();
+    for k in 0..=300 {
+        let m = 10f32.powf(-(k as f32) / 10.0);
+        xs.extend([m, -m]);
+    }
+    xs.extend([0.549_999_9, 0.55, 0.550_000_1, -0.55]);
+    let t = Tensor::from_f32(xs.clone(), &[xs.len()]).unwrap();
+    let out = t.unary(UnaryOp::Tanh).unwrap().to_vec_f64();
+    for (&x, &y) in xs.iter().zip(&out) {
+        let r = (x as f64).tanh();
+        let err = if r == 0.0 {
+            y.abs()
+        } else {
+            ((y - r) / r).abs()
+        };
+        assert!(
+            err < 4e-7,
+            "tanh({x}) = {y}, expected {r} (relative error {err:.1e})"
+        );
+    }
+    let edge = Tensor::from_f32(
+        vec![
+            f32::NAN,
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e30,
+            -1e30,
+        ],
+        &[7],
+    )
+    .unwrap();
+    let e = edge.unary(UnaryOp::Tanh).unwrap().to_vec_f64();
+    assert!(e[0].is_nan());
+    assert_eq!(&e[1..], &[0.0, 0.0, 1.0, -1.0, 1.0, -1.0]);
+}

@@ -7,6 +7,7 @@ pub mod creation;
 pub mod device;
 pub mod elementwise;
 pub mod host;
+pub mod learn;
 pub mod linalg;
 pub mod llm;
 pub mod nn;
@@ -55,6 +56,7 @@ fn all_tables() -> Vec<&'static [Builtin]> {
         llm::BUILTINS,
         text::BUILTINS,
         device::BUILTINS,
+        learn::BUILTINS,
     ]
 }
 

@@ -356,6 +356,12 @@ pub(crate) fn set_index(
 
 /// A copy of `t` with the region `ixs` selects replaced by `value` (broadcast to the region).
 fn assign_tensor(t: &Tensor, ixs: &[(Ix, Span)], value: &Value, span: Span) -> Result<Tensor> {
+    if t.is_tracked() || matches!(value, Value::Tensor(v) if v.is_tracked()) {
+        return Err(RuntimeError::new(
+            "not supported yet: the gradient of an indexed assignment (build the tensor with concat, stack or where instead)",
+            span,
+        ));
+    }
     let shape = t.shape().to_vec();
     if ixs.len() > shape.len() {
         return Err(RuntimeError::new(

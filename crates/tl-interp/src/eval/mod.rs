@@ -8,6 +8,7 @@ pub(crate) mod embedding;
 mod equation;
 mod expr;
 mod index;
+pub(crate) mod learn;
 pub(crate) mod logic;
 mod ops;
 mod stmt;

@@ -87,7 +87,10 @@ impl Interpreter {
                 self.exec_infer(*direction, atom, stmt.span)?;
                 Ok(Flow::Normal(Value::Unit))
             }
-            StmtKind::Learn { .. } => Err(unsupported("learning (`learn` blocks)", stmt.span)),
+            StmtKind::Learn { body, settings } => {
+                self.exec_learn(body, settings, stmt.span)?;
+                Ok(Flow::Normal(Value::Unit))
+            }
             StmtKind::Rule(rule) => {
                 self.exec_logic_rule(rule, stmt.span)?;
                 Ok(Flow::Normal(Value::Unit))
@@ -490,6 +493,18 @@ impl Interpreter {
         let ty = TypeExpr::Tensor(decl.ty.clone());
         let what = format!("tensor `{}`", decl.name);
         let value = self.check_type(value, &ty, &mut HashMap::new(), &what, span)?;
+        self.learnable.retain(|n| n != &decl.name);
+        if decl.role == Some(tl_syntax::ast::TensorRole::Learnable) {
+            match &value {
+                Value::Tensor(t) if t.dtype().is_float() => self.learnable.push(decl.name.clone()),
+                _ => {
+                    return Err(RuntimeError::new(
+                        format!("learnable tensor `{}` must have a float dtype", decl.name),
+                        decl.ty.span,
+                    ));
+                }
+            }
+        }
         self.declare(&decl.name, value);
         Ok(())
     }

@@ -251,3 +251,52 @@ pub(crate) fn strides_without(shape: &[usize], zeroed: &[usize]) -> Vec<usize> {
     }
     s
 }
+
+/// `Backend::index_add` on the host: accumulates in f32, then converts to `src`'s dtype.
+pub(crate) fn index_add(src: &Tensor, dim: usize, index: &Tensor, size: usize) -> Result<Tensor> {
+    let CpuStorage::I64(idx) = storage(index) else {
+        bail!(
+            "index_add: the index must be an int64 tensor, got {}",
+            index.dtype()
+        );
+    };
+    let mut rows = Vec::with_capacity(index.numel());
+    let mut bad = None;
+    super::strided::for_each_offset(index.layout(), |o| {
+        let j = idx[o];
+        if j < 0 || j as usize >= size {
+            bad.get_or_insert(j);
+        } else {
+            rows.push(j as usize);
+        }
+    });
+    if let Some(j) = bad {
+        return Err(index_error("index_add", j, dim, size));
+    }
+    let shape = src.shape();
+    if rows.len() != shape[dim] {
+        bail!(
+            "index_add: {} indices for {} slices along dimension {dim}",
+            rows.len(),
+            shape[dim]
+        );
+    }
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    let src32 = src.cast(crate::DType::F32)?;
+    let data = row_major::<f32>(&src32);
+    let mut out = vec![0f32; outer * size * inner];
+    let k = rows.len();
+    for o in 0..outer {
+        for (r, &to) in rows.iter().enumerate() {
+            let from = &data[(o * k + r) * inner..(o * k + r + 1) * inner];
+            let dst = &mut out[(o * size + to) * inner..(o * size + to + 1) * inner];
+            for (d, s) in dst.iter_mut().zip(from) {
+                *d += s;
+            }
+        }
+    }
+    let mut out_shape = shape.to_vec();
+    out_shape[dim] = size;
+    Tensor::from_f32(out, &out_shape)?.cast(src.dtype())
+}

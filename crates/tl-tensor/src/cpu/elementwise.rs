@@ -125,6 +125,29 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     if x.is_nan() { x } else { y }
 }
 
+/// tanh through the fast exp (libm's tanhf costs about 9 ns an element): below |x| = 0.55 the
+/// odd Taylor series to x^17 (truncation below 3e-9 relative), above it
+/// sign(x) (1 - 2 / (exp(2|x|) + 1)), which has no cancellation there. Within a few ulp of
+/// f64 tanh (tests/core_elementwise.rs); NaN stays NaN, +-inf gives +-1.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    // Both branches are computed and one is selected, so that the loop has no branch.
+    let ax = x.abs();
+    let z = x * x;
+    let p = -443_861_162.0 / 1_856_156_927_625.0;
+    let p = p * z + 6_404_582.0 / 10_854_718_875.0;
+    let p = p * z - 929_569.0 / 638_512_875.0;
+    let p = p * z + 21_844.0 / 6_081_075.0;
+    let p = p * z - 1_382.0 / 155_925.0;
+    let p = p * z + 62.0 / 2_835.0;
+    let p = p * z - 17.0 / 315.0;
+    let p = p * z + 2.0 / 15.0;
+    let p = p * z - 1.0 / 3.0;
+    let series = x + x * z * p;
+    let large = (1.0 - 2.0 / (exp_f32(2.0 * ax) + 1.0)).copysign(x);
+    if ax < 0.55 { series } else { large }
+}
+
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))
@@ -177,7 +200,7 @@ fn unary_float<T: FloatElem>(op: UnaryOp, v: &[T], x: &Tensor) -> Result<CpuStor
         UnaryOp::Rsqrt => go!(|a: f32| 1.0 / a.sqrt()),
         UnaryOp::Sin => go!(|a: f32| a.sin()),
         UnaryOp::Cos => go!(|a: f32| a.cos()),
-        UnaryOp::Tanh => go!(|a: f32| a.tanh()),
+        UnaryOp::Tanh => go!(tanh_f32),
         UnaryOp::Sigmoid => go!(sigmoid),
         // `a < 0` keeps NaN as NaN, as PyTorch does.
         UnaryOp::Relu => go!(|a: f32| if a < 0.0 { 0.0 } else { a }),

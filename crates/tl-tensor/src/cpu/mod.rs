@@ -79,6 +79,10 @@ impl Backend for CpuBackend {
         write::write_slice(dst, dim, start, src)
     }
 
+    fn index_add(&self, src: &Tensor, dim: usize, index: &Tensor, size: usize) -> Result<Tensor> {
+        copy::index_add(src, dim, index, size)
+    }
+
     // --- core ops (elementwise, reductions, copies) go above this line ---
 
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {

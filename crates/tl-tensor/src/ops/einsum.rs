@@ -244,6 +244,8 @@ impl Tensor {
             dtype = Some(dtype.map_or(t.dtype(), |d| DType::promote(d, t.dtype())));
         }
         crate::device::co_locate("einsum", operands, usize::MAX)?;
+        // Recorded once as an einsum (below), not as the ops it is made of.
+        let off = crate::autograd::no_grad();
 
         // Ellipsis dims per operand, then the broadcast width of `...`.
         let mut ell_dims = Vec::with_capacity(operands.len());
@@ -419,10 +421,14 @@ impl Tensor {
             })
             .collect();
         let result = permute_view(&acc.t, &order);
-        if dtype == DType::F32 {
+        let out = if dtype == DType::F32 {
             Ok(result)
         } else {
             to_float_dtype("einsum", &result, dtype)
-        }
+        };
+        drop(off);
+        crate::autograd::record_ok(out, operands, || {
+            crate::autograd::Op::Einsum(full_labels, output)
+        })
     }
 }

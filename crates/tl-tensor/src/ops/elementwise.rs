@@ -129,7 +129,8 @@ impl Tensor {
         if self.dtype() == dtype {
             return Ok(self.clone());
         }
-        self.backend().cast(self, dtype)
+        let out = self.backend().cast(self, dtype);
+        crate::autograd::record_ok(out, &[self], || crate::autograd::Op::Cast)
     }
 
     /// Elementwise `op`. Int and bool inputs to float functions are computed as f32; `Not`
@@ -141,7 +142,8 @@ impl Tensor {
             (op, DType::I64 | DType::Bool) if op.is_float_function() => self.cast(DType::F32)?,
             _ => self.clone(),
         };
-        x.backend().unary(op, &x)
+        let out = x.backend().unary(op, &x);
+        crate::autograd::record_ok(out, &[self], || crate::autograd::Op::Unary(op))
     }
 
     /// Elementwise `op` with NumPy broadcasting. Operands are converted to one dtype
@@ -160,9 +162,16 @@ impl Tensor {
             },
         };
         let both = crate::device::co_locate(name, &[self, other], usize::MAX)?;
-        let a = both[0].cast(dtype)?.broadcast_to(&shape)?;
-        let b = both[1].cast(dtype)?.broadcast_to(&shape)?;
-        a.backend().binary(op, &a, &b)
+        if matches!(op, BinaryOp::Rem) {
+            crate::autograd::refuse("%", &[self, other])?;
+        }
+        let out = {
+            let _off = crate::autograd::no_grad();
+            let a = both[0].cast(dtype)?.broadcast_to(&shape)?;
+            let b = both[1].cast(dtype)?.broadcast_to(&shape)?;
+            a.backend().binary(op, &a, &b)
+        };
+        crate::autograd::record_ok(out, &[self, other], || crate::autograd::Op::Binary(op))
     }
 
     /// Elements limited to `[min, max]`; a missing bound does not limit.
@@ -171,7 +180,8 @@ impl Tensor {
         if min.is_none() && max.is_none() {
             return Ok(self.clone());
         }
-        self.backend().clamp(self, min, max)
+        let out = self.backend().clamp(self, min, max);
+        crate::autograd::record_ok(out, &[self], || crate::autograd::Op::Clamp(min, max))
     }
 
     /// `a` where `cond` is true (non-zero), else `b`, all three broadcast together.
@@ -181,9 +191,13 @@ impl Tensor {
         let shape = broadcast_shapes("where", cond.shape(), &ab)?;
         let dtype = Tensor::result_dtype(a, b);
         let all = crate::device::co_locate("where", &[cond, a, b], usize::MAX)?;
-        let c = all[0].cast(DType::Bool)?.broadcast_to(&shape)?;
-        let a = all[1].cast(dtype)?.broadcast_to(&shape)?;
-        let b = all[2].cast(dtype)?.broadcast_to(&shape)?;
-        c.backend().where_cond(&c, &a, &b)
+        let out = {
+            let _off = crate::autograd::no_grad();
+            let c = all[0].cast(DType::Bool)?.broadcast_to(&shape)?;
+            let a = all[1].cast(dtype)?.broadcast_to(&shape)?;
+            let b = all[2].cast(dtype)?.broadcast_to(&shape)?;
+            c.backend().where_cond(&c, &a, &b)
+        };
+        crate::autograd::record_ok(out, &[cond, a, b], || crate::autograd::Op::Where)
     }
 }

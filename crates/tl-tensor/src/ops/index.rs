@@ -40,11 +40,15 @@ impl Tensor {
             return Ok(first.clone());
         }
         let refs: Vec<&Tensor> = tensors.iter().collect();
-        let cast: Vec<Tensor> = crate::device::co_locate("concat", &refs, usize::MAX)?
-            .iter()
-            .map(|t| t.cast(dtype))
-            .collect::<Result<_>>()?;
-        cast[0].backend().concat(&cast, d)
+        let out = {
+            let _off = crate::autograd::no_grad();
+            let cast: Vec<Tensor> = crate::device::co_locate("concat", &refs, usize::MAX)?
+                .iter()
+                .map(|t| t.cast(dtype))
+                .collect::<Result<_>>()?;
+            cast[0].backend().concat(&cast, d)
+        };
+        crate::autograd::record_ok(out, &refs, || crate::autograd::Op::Concat(d))
     }
 
     /// `tensors` (all of one shape) joined along a new dimension `dim`.
@@ -120,7 +124,10 @@ impl Tensor {
             out_shape.push(r as isize * s as isize);
         }
         let tiled = self.with_layout(view);
-        tiled.backend().contiguous(&tiled)?.reshape(&out_shape)
+        let out = tiled.backend().contiguous(&tiled)?.reshape(&out_shape);
+        crate::autograd::record_ok(out, &[self], || {
+            crate::autograd::Op::Repeat(repeats.to_vec())
+        })
     }
 
     /// torch.gather: `out[i][j] = self[index[i][j]][j]` for `dim` 0, and so on. `index` is I64
@@ -150,7 +157,8 @@ impl Tensor {
             );
         }
         let both = crate::device::co_locate("gather", &[self, index], 1)?;
-        both[0].backend().gather(&both[0], d, &both[1])
+        let out = both[0].backend().gather(&both[0], d, &both[1]);
+        crate::autograd::record_ok(out, &[self, index], || crate::autograd::Op::Gather(d))
     }
 
     /// The slices `index[k]` of `self` along `dim`, for a 1-D (or rank-0) I64 `index`.
@@ -170,6 +178,7 @@ impl Tensor {
             );
         }
         let both = crate::device::co_locate("index_select", &[self, index], 1)?;
-        both[0].backend().index_select(&both[0], d, &both[1])
+        let out = both[0].backend().index_select(&both[0], d, &both[1]);
+        crate::autograd::record_ok(out, &[self, index], || crate::autograd::Op::IndexSelect(d))
     }
 }

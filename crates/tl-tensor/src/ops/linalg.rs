@@ -121,7 +121,10 @@ impl Tensor {
         if sb.len() > 1 {
             shape.push(sb[sb.len() - 1]);
         }
-        Ok(out.with_layout(Layout::contiguous(&shape)))
+        let out = out.with_layout(Layout::contiguous(&shape));
+        Ok(crate::autograd::record(out, &[self, other], || {
+            crate::autograd::Op::Matmul
+        }))
     }
 
     /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape `[out]`. `self` is a float
@@ -130,7 +133,13 @@ impl Tensor {
     /// dtype for a quantized `w`).
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         self.check_linear(w, b)?;
-        self.backend().linear(self, w, b)
+        let out = {
+            let _off = crate::autograd::no_grad();
+            self.backend().linear(self, w, b)
+        };
+        let mut inputs = vec![self, w];
+        inputs.extend(b);
+        crate::autograd::record_ok(out, &inputs, || crate::autograd::Op::Linear)
     }
 
     /// `self @ w^T` for each weight of `ws` (each as in [`Tensor::linear`], no bias): one
@@ -139,6 +148,10 @@ impl Tensor {
     pub fn linear_many(&self, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
         for w in ws {
             self.check_linear(w, None)?;
+        }
+        // Under differentiation each product is recorded on its own.
+        if self.is_tracked() || ws.iter().any(|w| w.is_tracked()) {
+            return ws.iter().map(|w| self.linear(w, None)).collect();
         }
         self.backend().linear_many(self, ws)
     }

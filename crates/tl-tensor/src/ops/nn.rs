@@ -2,6 +2,7 @@
 //! `silu(a) * b` and grouped-head attention. Shapes are checked here; the data work runs in
 //! the tensor's backend (f16/bf16 computed in f32 and rounded back).
 
+use crate::autograd::Op;
 use crate::bail;
 use crate::dtype::DType;
 use crate::error::{Result, shape_str};
@@ -37,9 +38,17 @@ impl Tensor {
                 offset: self.layout().offset,
             });
             let r = self.backend().softmax(&lane, 0, log)?;
+            // A constant (1, or 0 for the log): no gradient flows.
             return Ok(r.with_layout(Layout::contiguous(&[])));
         }
-        self.backend().softmax(self, d, log)
+        let out = self.backend().softmax(self, d, log);
+        crate::autograd::record_ok(out, &[self], || {
+            if log {
+                Op::LogSoftmax(d)
+            } else {
+                Op::Softmax(d)
+            }
+        })
     }
 
     /// Softmax along `dim`, computed stably (max subtracted). `-inf` entries get probability
@@ -68,7 +77,8 @@ impl Tensor {
         let d = self.shape()[self.rank() - 1];
         check_param("rms_norm", "weight", w, self, d)?;
         let both = crate::device::co_locate("rms_norm", &[self, w], usize::MAX)?;
-        both[0].backend().rms_norm(&both[0], &both[1], eps)
+        let out = both[0].backend().rms_norm(&both[0], &both[1], eps);
+        crate::autograd::record_ok(out, &[self, w], || Op::RmsNorm(eps))
     }
 
     /// `(x - mean) / sqrt(var + eps) * w + b` over the last dim (biased variance); `w` and
@@ -89,10 +99,16 @@ impl Tensor {
         }
         let params: Vec<&Tensor> = [Some(self), w, b].into_iter().flatten().collect();
         crate::device::co_locate("layer_norm", &params, usize::MAX)?;
-        self.backend().layer_norm(self, w, b, eps)
+        let out = self.backend().layer_norm(self, w, b, eps);
+        crate::autograd::record_ok(out, &params, || Op::LayerNorm {
+            eps,
+            weight: w.is_some(),
+            bias: b.is_some(),
+        })
     }
 
     fn rope_impl(&self, op: &str, pos: usize, theta: f64, neox: bool) -> Result<Tensor> {
+        crate::autograd::refuse(op, &[self])?;
         require_float(op, self)?;
         let r = self.rank();
         if r == 0 {
@@ -195,7 +211,8 @@ impl Tensor {
             bail!("embedding: ids must be int64, got {}", ids.dtype());
         }
         let both = crate::device::co_locate("embedding", &[table, ids], 1)?;
-        both[0].backend().embedding(&both[0], &both[1])
+        let out = both[0].backend().embedding(&both[0], &both[1]);
+        crate::autograd::record_ok(out, &[table, ids], || Op::Embedding)
     }
 
     /// `silu(a) * b` in one pass (the gated MLP of Llama); shapes broadcast, dtypes promote.
@@ -208,7 +225,8 @@ impl Tensor {
         let both = crate::device::co_locate("silu_mul", &[a, b], usize::MAX)?;
         let av = broadcast_view(&both[0], &shape);
         let bv = broadcast_view(&both[1], &shape);
-        av.backend().silu_mul(&av, &bv, dtype)
+        let out = av.backend().silu_mul(&av, &bv, dtype);
+        crate::autograd::record_ok(out, &[a, b], || Op::SiluMul)
     }
 
     /// Scaled dot-product attention with grouped heads: `q` [.., hq, sq, d], `k` [.., hkv, sk, d],
@@ -217,6 +235,7 @@ impl Tensor {
     /// [.., hq, sq, sk], softmax in f32. Returns [.., hq, sq, dv] in q's dtype (promoted).
     pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         crate::ops::refuse_quantized("attention", &[q, k, v])?;
+        crate::autograd::refuse("attention", &[q, k, v])?;
         let op = "attention";
         for x in [q, k, v] {
             require_float(op, x)?;

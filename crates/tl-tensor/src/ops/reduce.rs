@@ -72,7 +72,11 @@ impl Tensor {
                 shape_str(self.shape())
             );
         }
-        self.backend().reduce(op, self, &dims, keepdim)
+        if op == ReduceOp::Prod {
+            crate::autograd::refuse("prod", &[self])?;
+        }
+        let out = self.backend().reduce(op, self, &dims, keepdim);
+        crate::autograd::record_ok(out, &[self], || crate::autograd::Op::Reduce(op, dims))
     }
 
     fn arg_extreme(

@@ -1,6 +1,7 @@
 //! Shape ops: reshape, transpose, permute, slice, broadcast and friends. They build views
 //! (new layouts over the same storage) wherever the layout allows and copy only otherwise.
 
+use crate::autograd::Op;
 use crate::bail;
 use crate::error::{Result, shape_str};
 use crate::layout::{Layout, contiguous_strides, normalize_dim};
@@ -105,7 +106,8 @@ impl Tensor {
         if self.is_contiguous() {
             Ok(self.clone())
         } else {
-            self.backend().contiguous(self)
+            let out = self.backend().contiguous(self);
+            crate::autograd::record_ok(out, &[self], || Op::Reshape)
         }
     }
 
@@ -113,7 +115,7 @@ impl Tensor {
     /// for contiguous tensors), else a copy.
     pub fn reshape(&self, shape: &[isize]) -> Result<Tensor> {
         let new_shape = resolve_shape("reshape", self.shape(), self.numel(), shape)?;
-        match view_strides(self.layout(), &new_shape) {
+        let out = match view_strides(self.layout(), &new_shape) {
             Some(strides) => self.checked_view(
                 "reshape",
                 Layout {
@@ -126,14 +128,15 @@ impl Tensor {
                 let c = self.backend().contiguous(self)?;
                 Ok(c.with_layout(Layout::contiguous(&new_shape)))
             }
-        }
+        };
+        crate::autograd::record_ok(out, &[self], || Op::Reshape)
     }
 
     /// Like [`Tensor::reshape`] but never copies: fails when the layout cannot be viewed as
     /// `shape`.
     pub fn view(&self, shape: &[isize]) -> Result<Tensor> {
         let new_shape = resolve_shape("view", self.shape(), self.numel(), shape)?;
-        match view_strides(self.layout(), &new_shape) {
+        let out = match view_strides(self.layout(), &new_shape) {
             Some(strides) => self.checked_view(
                 "view",
                 Layout {
@@ -148,7 +151,8 @@ impl Tensor {
                 self.layout().strides,
                 shape_str(&new_shape)
             ),
-        }
+        };
+        crate::autograd::record_ok(out, &[self], || Op::Reshape)
     }
 
     /// All elements as one dimension.
@@ -182,14 +186,15 @@ impl Tensor {
                 return Err(fail());
             };
         }
-        self.checked_view(
+        let out = self.checked_view(
             "broadcast_to",
             Layout {
                 shape: shape.to_vec(),
                 strides,
                 offset: l.offset,
             },
-        )
+        );
+        crate::autograd::record_ok(out, &[self], || Op::BroadcastTo)
     }
 
     /// [`Tensor::broadcast_to`] where `-1` keeps the current size of that dimension
@@ -221,7 +226,10 @@ impl Tensor {
         let mut nl = l.clone();
         nl.shape.swap(a, b);
         nl.strides.swap(a, b);
-        self.checked_view("transpose", nl)
+        let mut perm: Vec<usize> = (0..l.rank()).collect();
+        perm.swap(a, b);
+        let out = self.checked_view("transpose", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Permute(perm))
     }
 
     /// A view with the dimensions reordered: dimension `i` of the result is `dims[i]` of self.
@@ -250,7 +258,12 @@ impl Tensor {
             nl.shape.push(l.shape[d]);
             nl.strides.push(l.strides[d]);
         }
-        self.checked_view("permute", nl)
+        let perm: Vec<usize> = dims
+            .iter()
+            .map(|&d| normalize_dim("permute", d, l.rank()))
+            .collect::<Result<_>>()?;
+        let out = self.checked_view("permute", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Permute(perm))
     }
 
     /// A view without size-1 dimensions: all of them (`None`) or `dim` if its size is 1
@@ -273,7 +286,8 @@ impl Tensor {
                 nl.strides.push(s);
             }
         }
-        self.checked_view("squeeze", nl)
+        let out = self.checked_view("squeeze", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Reshape)
     }
 
     /// A view with a new size-1 dimension at `dim` (`-1` appends).
@@ -288,7 +302,8 @@ impl Tensor {
         };
         nl.shape.insert(d, 1);
         nl.strides.insert(d, stride);
-        self.checked_view("unsqueeze", nl)
+        let out = self.checked_view("unsqueeze", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Reshape)
     }
 
     /// A view of `len` elements of `dim` starting at `start`.
@@ -307,7 +322,12 @@ impl Tensor {
         if len > 0 {
             nl.offset += start * l.strides[d];
         }
-        self.checked_view("narrow", nl)
+        let out = self.checked_view("narrow", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Slice {
+            dim: d,
+            start,
+            step: 1,
+        })
     }
 
     /// A view of `start..end` with `step` along `dim`, with Python slice semantics: negative
@@ -342,7 +362,12 @@ impl Tensor {
         if len > 0 {
             nl.offset += s as usize * l.strides[d];
         }
-        self.checked_view("slice", nl)
+        let out = self.checked_view("slice", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Slice {
+            dim: d,
+            start: s as usize,
+            step,
+        })
     }
 
     /// A view of element `index` along `dim`, without that dimension.
@@ -362,6 +387,10 @@ impl Tensor {
         nl.offset += i as usize * l.strides[d];
         nl.shape.remove(d);
         nl.strides.remove(d);
-        self.checked_view("select", nl)
+        let out = self.checked_view("select", nl);
+        crate::autograd::record_ok(out, &[self], || Op::Select {
+            dim: d,
+            index: i as usize,
+        })
     }
 }

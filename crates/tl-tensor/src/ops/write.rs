@@ -11,6 +11,7 @@ impl Tensor {
     /// becomes a private copy (copy-on-write), so other holders never see the change.
     pub fn write_slice_in_place(&mut self, dim: usize, start: usize, src: &Tensor) -> Result<()> {
         crate::ops::refuse_quantized("write_slice_in_place", &[self])?;
+        crate::autograd::refuse("an in-place write", &[self, src])?;
         let (ds, ss) = (self.shape(), src.shape());
         if dim >= ds.len() {
             bail!(
