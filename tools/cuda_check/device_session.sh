@@ -57,10 +57,24 @@ if has examples; then
     $TL run "$f" --device cuda > /tmp/ex_cuda.txt 2>&1
     if cmp -s /tmp/ex_cpu.txt /tmp/ex_cuda.txt; then echo "  $f: identical"; else echo "  $f: DIFFERS; cuda printed:"; tail -4 /tmp/ex_cuda.txt; fi
   done
+  stamp "learning programs: cpu vs cuda (--quiet)"
+  for f in examples/learn/*.tl tests/programs/learn_*.tl; do
+    $TL run "$f" --quiet > /tmp/ex_cpu.txt 2>&1
+    $TL run "$f" --quiet --device cuda > /tmp/ex_cuda.txt 2>&1
+    if cmp -s /tmp/ex_cpu.txt /tmp/ex_cuda.txt; then echo "  $f: identical"; else echo "  $f: DIFFERS"; diff /tmp/ex_cpu.txt /tmp/ex_cuda.txt | head -6; fi
+  done
+  stamp "MLP training epoch time: cpu vs cuda"
+  for cfg in "" "--points 4096 --hidden 256 --epochs 100"; do
+    $TL run examples/learn/bench/mlp.tl --quiet -- $cfg 2>&1 | tail -1
+    $TL run examples/learn/bench/mlp.tl --quiet --device cuda -- $cfg 2>&1 | tail -1
+    python3 tools/bench/learn_mlp_torch.py $cfg 2>&1 | tail -1
+    python3 tools/bench/learn_mlp_torch.py $cfg --device cuda 2>&1 | tail -1
+  done
   for f in tests/programs/logic_*.tl; do
     out=${f%.tl}.out; [ -f "$out" ] || continue
     flags=$(sed -n 's|^// tl-flags: ||p' "$f" | head -1)
-    if $TL run "$f" $flags --device cuda --logic-tensors dense 2>&1 | cmp -s - "$out"; then echo "  $f dense on cuda: matches .out"; else echo "  $f dense on cuda: DIFFERS"; fi
+    [[ "$flags" == *--logic-tensors* ]] || flags="$flags --logic-tensors dense"
+    if $TL run "$f" $flags --device cuda 2>&1 | cmp -s - "$out"; then echo "  $f dense on cuda: matches .out"; else echo "  $f dense on cuda: DIFFERS"; fi
   done
   stamp "dense transitive closure (2000 nodes): cuda tensors vs cpu tensors vs tuples"
   for mode in "--logic-tensors dense --device cuda" "--logic-tensors dense" "--logic-tensors sparse"; do

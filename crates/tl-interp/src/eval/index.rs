@@ -424,19 +424,22 @@ fn assign_tensor(t: &Tensor, ixs: &[(Ix, Span)], value: &Value, span: Span) -> R
     })?;
     let strides = tl_tensor::layout::contiguous_strides(&shape);
     let offsets = region_offsets(&per_dim, &strides);
-    if t.dtype() == DType::I64 {
+    // Rebuilt on the host, then put back where `t` lives (a device tensor stays on its
+    // device, so later ops do not mix devices).
+    let rebuilt = if t.dtype() == DType::I64 {
         let mut data = t.to_vec_i64();
         for (o, v) in offsets.iter().zip(source.to_vec_i64()) {
             data[*o] = v;
         }
-        Ok(Tensor::from_i64(data, &shape)?)
+        Tensor::from_i64(data, &shape)?
     } else {
         let mut data = t.to_vec_f64();
         for (o, v) in offsets.iter().zip(source.to_vec_f64()) {
             data[*o] = v;
         }
-        Ok(Tensor::from_f64(&data, &shape, t.dtype())?)
-    }
+        Tensor::from_f64(&data, &shape, t.dtype())?
+    };
+    Ok(rebuilt.to_device(t.device())?)
 }
 
 /// Row-major flat offsets of every element of the region (the Cartesian product of the
