@@ -267,13 +267,7 @@ impl Submitter {
                     replays.graphs.swap_remove(oldest);
                 }
                 replays.graphs.push(r);
-                let exec = replays.graphs.last().expect("just pushed").exec;
-                check(
-                    "launching a graph",
-                    GRAPH_LAUNCH_TIME.time(|| unsafe { sys::cuGraphLaunch(exec, stream) }),
-                )?;
-                stats::count_submissions(1);
-                Ok(())
+                replays.graphs.last().expect("just pushed").launch(stream)
             }
             Err((mut group, _why)) => launch_each(&mut group, stream),
         }
@@ -357,8 +351,13 @@ impl Replay {
                 self.launches[i] = l;
             }
         }
-        // SAFETY: the executable graph is live; stream order keeps it after earlier work.
+        self.launch(stream)
+    }
+
+    /// Queues the graph on `stream` (one submission).
+    fn launch(&self, stream: sys::CUstream) -> Result<()> {
         let exec = self.exec;
+        // SAFETY: the executable graph is live; stream order keeps it after earlier work.
         check(
             "launching a graph",
             GRAPH_LAUNCH_TIME.time(|| unsafe { sys::cuGraphLaunch(exec, stream) }),
