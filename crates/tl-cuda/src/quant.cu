@@ -168,13 +168,14 @@ __device__ __forceinline__ float block_sums(float* acc, int count) {
     return total;
 }
 
-// y[i, n] = sum_k x[i, k] * W[n, k] (+ bias[n]) for m <= MV_MAX_ROWS rows of x (contiguous
+// y[i, n] = sum_k x[i, k] * W[n, k] (+ bias[n] or bias[i, n]) for m <= MV_MAX_ROWS rows of x (contiguous
 // f32 [m, K], 16-byte aligned) and a packed W of `groups` 32-value groups per row. Each block
 // of MV_THREADS threads owns `rpb` consecutive output features; its threads take the groups of
 // those rows in turn, so each weight byte is read once for all m rows, by one thread, next to
 // the bytes its neighbours read.
 extern "C" __global__ void tl_matvec_q(void* y, int ydt, const float* x, int m, const unsigned char* w, int qt,
-                                       i64 n_out, i64 groups, i64 row_bytes, int rpb, const void* bias, int bdt) {
+                                       i64 n_out, i64 groups, i64 row_bytes, int rpb, const void* bias, int bdt,
+                                       int bias_full) {
     i64 n0 = (i64)blockIdx.x * rpb;
     i64 k = groups * 32;
     float acc[MV_MAX_ROWS * MV_MAX_RPB];
@@ -205,7 +206,8 @@ extern "C" __global__ void tl_matvec_q(void* y, int ydt, const float* x, int m, 
     float total = block_sums(acc, m * MV_MAX_RPB);
     int i = threadIdx.x / MV_MAX_RPB, r = threadIdx.x % MV_MAX_RPB;
     if (threadIdx.x < m * MV_MAX_RPB && r < rpb && n0 + r < n_out) {
-        if (bias) total += ldf(bias, bdt, n0 + r);
+        // A bias [n_out] repeats for every row; a residual (bias_full) has one per output.
+        if (bias) total += ldf(bias, bdt, (bias_full ? i * n_out : 0) + n0 + r);
         stf(y, ydt, i * n_out + n0 + r, total);
     }
 }
@@ -235,7 +237,8 @@ __device__ __forceinline__ void load8(const void* w, int wdt, i64 at, int vec, f
 // loads when rows are 16-byte aligned (`vec`); K % 8 != 0 takes the element loop (`vec` = 0,
 // tail handled there).
 extern "C" __global__ void tl_matvec_f(void* y, int ydt, const float* x, int m, const void* w, int wdt,
-                                       i64 n_out, i64 k, i64 row_stride, int vec, int rpb, const void* bias, int bdt) {
+                                       i64 n_out, i64 k, i64 row_stride, int vec, int rpb, const void* bias, int bdt,
+                                       int bias_full) {
     i64 n0 = (i64)blockIdx.x * rpb;
     float acc[MV_MAX_ROWS * MV_MAX_RPB];
 #pragma unroll
@@ -280,7 +283,8 @@ extern "C" __global__ void tl_matvec_f(void* y, int ydt, const float* x, int m, 
     float total = block_sums(acc, m * MV_MAX_RPB);
     int i = threadIdx.x / MV_MAX_RPB, r = threadIdx.x % MV_MAX_RPB;
     if (threadIdx.x < m * MV_MAX_RPB && r < rpb && n0 + r < n_out) {
-        if (bias) total += ldf(bias, bdt, n0 + r);
+        // A bias [n_out] repeats for every row; a residual (bias_full) has one per output.
+        if (bias) total += ldf(bias, bdt, (bias_full ? i * n_out : 0) + n0 + r);
         stf(y, ydt, i * n_out + n0 + r, total);
     }
 }

@@ -260,12 +260,16 @@ impl CudaBackend {
         }
         let py = self.input("linear", &s, &out)?;
         let px = first_elem(self, &s, "linear", &xr)?;
-        let (pb, bdt) = match b {
-            Some(b) => {
-                let bc = b.contiguous()?;
-                (first_elem(self, &s, "linear", &bc)?, dtype_code(b.dtype()))
-            }
-            None => (0, 0),
+        // A bias [out] or a residual of the output's shape (for one row both are [out]),
+        // contiguous and alive until the launch is queued.
+        let bias = b.map(|b| b.contiguous()).transpose()?;
+        let (pb, bdt, bias_full) = match &bias {
+            Some(b) => (
+                first_elem(self, &s, "linear", b)?,
+                dtype_code(b.dtype()),
+                (b.numel() != out_f) as i32,
+            ),
+            None => (0, 0, 0),
         };
         let rpb = rows_per_block(out_f);
         let grid = out_f.div_ceil(rpb) as u32;
@@ -311,7 +315,8 @@ impl CudaBackend {
                     .i64(p.row_bytes as i64)
                     .i32(rpb as i32)
                     .ptr(pb)
-                    .i32(bdt),
+                    .i32(bdt)
+                    .i32(bias_full),
             )?;
         } else {
             let wl = w.layout();
@@ -361,7 +366,8 @@ impl CudaBackend {
                     .i32(vec as i32)
                     .i32(rpb as i32)
                     .ptr(pb)
-                    .i32(bdt),
+                    .i32(bdt)
+                    .i32(bias_full),
             )?;
         }
         Ok(out)

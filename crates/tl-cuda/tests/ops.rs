@@ -868,3 +868,41 @@ fn linear_with_several_weights_matches_one_linear_each() {
         }
     }
 }
+
+#[test]
+fn linear_with_a_residual_matches_linear_then_add() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(46);
+    let (out_f, in_f) = (40, 256);
+    let kinds = [DType::F16, DType::F32, DType::Q4_0, DType::Q6_K];
+    for dt in kinds {
+        let w = match dt.ggml_type().filter(|k| k.is_quantized()) {
+            Some(kind) => Tensor::from_quantized(
+                kind,
+                packed(&mut r, kind, out_f, in_f).into(),
+                &[out_f, in_f],
+            )
+            .unwrap(),
+            None => uniform(&mut r, &[out_f, in_f], -1.0, 1.0, dt),
+        };
+        let wd = dev(&w);
+        // 1 row: the one-row kernels; 3: the few-row kernels; 9: cuBLAS and an add.
+        for m in [1, 3, 9] {
+            let x = dev(&uniform(&mut r, &[m, in_f], -1.0, 1.0, DType::F32));
+            let res = dev(&uniform(&mut r, &[m, out_f], -1.0, 1.0, DType::F32));
+            let fused = x.linear(&wd, Some(&res)).unwrap();
+            let apart = x
+                .linear(&wd, None)
+                .unwrap()
+                .binary(BinaryOp::Add, &res)
+                .unwrap();
+            check(
+                &format!("residual linear {dt} m={m}"),
+                &fused,
+                &apart.to_host().unwrap(),
+            );
+        }
+    }
+}

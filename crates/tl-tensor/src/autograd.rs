@@ -602,7 +602,12 @@ fn backward_op(n: &Node, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             };
             let mut out = vec![gx, gw];
             if x.len() > 2 {
-                out.push(Some(g2.reduce(ReduceOp::Sum, Some(&[0]), false)?));
+                // A bias [out] was added to every row; a residual once per output.
+                out.push(Some(if x[2].shape() == [out_f] {
+                    g2.reduce(ReduceOp::Sum, Some(&[0]), false)?
+                } else {
+                    g.clone()
+                }));
             }
             Ok(out)
         }

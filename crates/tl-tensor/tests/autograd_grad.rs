@@ -210,8 +210,13 @@ fn matmul_batched_and_vectors() {
     check("linear", &[a.clone(), wt.clone(), bias], |v| {
         v[0].linear(&v[1], Some(&v[2]))
     });
-    check("linear without bias", &[m, wt], |v| {
+    check("linear without bias", &[m, wt.clone()], |v| {
         v[0].linear(&v[1], None)
+    });
+    // A residual: the third argument with the output's shape, added once per output.
+    let residual = randn(&[2, 3, 5], &mut r);
+    check("linear with a residual", &[a.clone(), wt, residual], |v| {
+        v[0].linear(&v[1], Some(&v[2]))
     });
 }
 

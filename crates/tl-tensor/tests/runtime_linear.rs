@@ -288,3 +288,39 @@ fn linear_many_gives_each_linear_and_checks_every_weight() {
         "{e}"
     );
 }
+
+#[test]
+fn a_residual_of_the_output_shape_is_added_once_per_output() {
+    let mut r = rng(91);
+    let w16 = Tensor::from_f64(&values(&mut r, 24 * 64), &[24, 64], DType::F16).unwrap();
+    let wq = Tensor::from_f64(&values(&mut r, 24 * 64), &[24, 64], DType::F32)
+        .unwrap()
+        .cast(DType::Q8_0)
+        .unwrap();
+    for rows in [1, 3] {
+        let x = Tensor::from_f64(&values(&mut r, rows * 64), &[rows, 64], DType::F32).unwrap();
+        let res = Tensor::from_f64(&values(&mut r, rows * 24), &[rows, 24], DType::F32).unwrap();
+        for w in [&w16, &wq] {
+            let fused = x.linear(w, Some(&res)).unwrap();
+            let apart = x
+                .linear(w, None)
+                .unwrap()
+                .binary(tl_tensor::BinaryOp::Add, &res)
+                .unwrap();
+            assert_eq!(fused.shape(), apart.shape());
+            assert_eq!(
+                fused.to_vec_f64(),
+                apart.to_vec_f64(),
+                "{rows} rows, {}",
+                w.dtype()
+            );
+        }
+    }
+    let x = Tensor::from_f64(&values(&mut r, 2 * 64), &[2, 64], DType::F32).unwrap();
+    let bad = Tensor::from_f64(&values(&mut r, 3 * 24), &[3, 24], DType::F32).unwrap();
+    let e = x.linear(&w16, Some(&bad)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "linear: bias [3, 24] does not match weight [24, 64] (expected [24], or the output's shape [2, 24] to add a residual)"
+    );
+}

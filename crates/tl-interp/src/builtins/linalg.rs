@@ -28,7 +28,9 @@ pub static BUILTINS: &[Builtin] = &[
         category: "linear algebra",
         doc: "A fully connected layer: x @ transpose(w) + b. The weight `w` is stored [out, in] \
               as in PyTorch and GGUF files, so x of shape [..., in] gives [..., out]; the \
-              optional bias `b` (third argument or `bias:`) has shape [out]. The result has the \
+              optional bias `b` (third argument or `bias:`) has shape [out], or the result's \
+              shape to add a residual in the same pass (`linear(a, wo, x)` is x + a @ \
+              transpose(wo)). The result has the \
               promoted dtype of x and w (x's dtype for a quantized w). With a list of weights \
               (no bias), the result is the list of x @ transpose(w) for each: \
               `linear(h, [wq, wk, wv])` gives [q, k, v], and the CUDA backend reads the weights \

@@ -149,8 +149,14 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tenso
         }
     }
     if let Some(b) = b {
+        // A bias [out] repeats for every row; a residual has one value per output.
         let bias = read_f32("linear", b)?;
-        for row in y.chunks_exact_mut(out_f.max(1)) {
+        let per_row = if bias.len() == y.len() {
+            y.len()
+        } else {
+            out_f
+        };
+        for row in y.chunks_exact_mut(per_row.max(1)) {
             for (v, &bv) in row.iter_mut().zip(bias.iter()) {
                 *v += bv;
             }

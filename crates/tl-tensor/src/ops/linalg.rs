@@ -127,9 +127,10 @@ impl Tensor {
         }))
     }
 
-    /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape `[out]`. `self` is a float
-    /// tensor [.., in]; `w` is float or quantized (read in place, never expanded whole); `b`
-    /// is float. The result has `self`'s leading dims and the promoted float dtype (`self`'s
+    /// `self @ w^T + b` with `w` stored [out, in] and `b` of shape `[out]` (a bias) or of the
+    /// result's shape (a residual, added in the same pass where the backend can). `self` is a
+    /// float tensor [.., in]; `w` is float or quantized (read in place, never expanded whole);
+    /// `b` is float. The result has `self`'s leading dims and the promoted float dtype (`self`'s
     /// dtype for a quantized `w`).
     pub fn linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         self.check_linear(w, b)?;
@@ -183,14 +184,18 @@ impl Tensor {
                 in_f
             );
         }
+        let mut out_shape = self.shape().to_vec();
+        *out_shape.last_mut().expect("rank >= 1") = out_f;
         if let Some(b) = b
             && b.shape() != [out_f]
+            && b.shape() != out_shape.as_slice()
         {
             bail!(
-                "linear: bias {} does not match weight {} (expected [{}])",
+                "linear: bias {} does not match weight {} (expected [{}], or the output's shape {} to add a residual)",
                 shape_str(b.shape()),
                 shape_str(w.shape()),
-                out_f
+                out_f,
+                shape_str(&out_shape)
             );
         }
         Ok(())
