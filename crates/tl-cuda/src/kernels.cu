@@ -625,6 +625,28 @@ __device__ __forceinline__ i64 off4(const Lay& l, i64 b, i64 h, i64 s, i64 c) {
 
 // One block per (batch, query head, query row); scores for all sk keys in dynamic shared
 // memory; softmax in f32; each thread then owns output columns.
+// Softmax of the block's scores[0..n) in shared memory, all but the division: the scores
+// become exp(score - max) and the return is 1 / their sum (0 for a row that is all -inf, NaN
+// for a row with a NaN). Every thread of the block must call it.
+__device__ float softmax_in_place(float* scores, i64 n, float* sh) {
+    float m = NEG_INF_F;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
+    m = block_max_f(m, sh);
+    float sum = 0.0f;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {
+        float p;
+        if (ISNAN(m)) p = NAN_F;
+        else if (m == NEG_INF_F) p = 0.0f;
+        else p = expf(scores[j] - m);
+        scores[j] = p;
+        sum += p;
+    }
+    sum = block_sum_f(sum, sh);
+    float inv = (sum > 0.0f) ? 1.0f / sum : 0.0f;
+    if (ISNAN(m)) inv = NAN_F;
+    return inv;
+}
+
 extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const void* k, Lay lk, const void* v, Lay lv,
                                        int dt, const void* mask, Lay lm, int mdt, int has_mask,
                                        i64 batch, i64 hq, i64 sq, i64 sk, i64 d, i64 dv, i64 group, float scale) {
@@ -647,21 +669,7 @@ extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const 
         scores[j] = acc;
     }
     __syncthreads();
-    float m = NEG_INF_F;
-    for (i64 j = threadIdx.x; j < sk; j += blockDim.x) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
-    m = block_max_f(m, sh);
-    float sum = 0.0f;
-    for (i64 j = threadIdx.x; j < sk; j += blockDim.x) {
-        float p;
-        if (ISNAN(m)) p = NAN_F;
-        else if (m == NEG_INF_F) p = 0.0f;
-        else p = expf(scores[j] - m);
-        scores[j] = p;
-        sum += p;
-    }
-    sum = block_sum_f(sum, sh);
-    float inv = (sum > 0.0f) ? 1.0f / sum : 0.0f;
-    if (ISNAN(m)) inv = NAN_F;
+    float inv = softmax_in_place(scores, sk, sh);
     for (i64 c = threadIdx.x; c < dv; c += blockDim.x) {
         float acc = 0.0f;
         for (i64 j = 0; j < sk; ++j) acc += scores[j] * ldf(v, dt, off4(lv, b, kvh, j, c));
@@ -705,21 +713,7 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
         }
     }
     __syncthreads();
-    float m = NEG_INF_F;
-    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }
-    m = block_max_f(m, sh);
-    float sum = 0.0f;
-    for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) {
-        float p;
-        if (ISNAN(m)) p = NAN_F;
-        else if (m == NEG_INF_F) p = 0.0f;
-        else p = expf(scores[j] - m);
-        scores[j] = p;
-        sum += p;
-    }
-    sum = block_sum_f(sum, sh);
-    float inv = (sum > 0.0f) ? 1.0f / sum : 0.0f;
-    if (ISNAN(m)) inv = NAN_F;
+    float inv = softmax_in_place(scores, sk, sh);
     // Each warp sums p_j v_j over its keys for every channel (lanes split the channels), then
     // the warps' partial rows are added.
     for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {

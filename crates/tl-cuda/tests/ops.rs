@@ -623,6 +623,17 @@ fn packed(r: &mut ChaCha8Rng, kind: tl_tensor::GgmlType, rows: usize, cols: usiz
     b
 }
 
+/// A random [out_f, in_f] weight of `dt`: packed blocks for the quantized types.
+fn weight(r: &mut ChaCha8Rng, dt: DType, out_f: usize, in_f: usize) -> Tensor {
+    match dt.ggml_type().filter(|k| k.is_quantized()) {
+        Some(kind) => {
+            Tensor::from_quantized(kind, packed(r, kind, out_f, in_f).into(), &[out_f, in_f])
+                .unwrap()
+        }
+        None => uniform(r, &[out_f, in_f], -1.0, 1.0, dt),
+    }
+}
+
 /// `x @ W^T + b` in f64 from the expanded weight (the exact value the kernels approximate).
 fn linear_f64(x: &Tensor, w: &[f32], out_f: usize, b: Option<&Tensor>) -> Vec<f64> {
     let xs = x.to_vec_f64();
@@ -844,17 +855,7 @@ fn linear_with_several_weights_matches_one_linear_each() {
         let ws: Vec<Tensor> = [96, 32, 32]
             .iter()
             .zip(kinds)
-            .map(
-                |(&out_f, dt)| match dt.ggml_type().filter(|k| k.is_quantized()) {
-                    Some(kind) => Tensor::from_quantized(
-                        kind,
-                        packed(&mut r, kind, out_f, in_f).into(),
-                        &[out_f, in_f],
-                    )
-                    .unwrap(),
-                    None => uniform(&mut r, &[out_f, in_f], -1.0, 1.0, dt),
-                },
-            )
+            .map(|(&out_f, dt)| weight(&mut r, dt, out_f, in_f))
             .collect();
         let x = uniform(&mut r, &[m, in_f], -1.0, 1.0, DType::F32);
         let wd: Vec<Tensor> = ws.iter().map(dev).collect();
@@ -878,15 +879,7 @@ fn linear_with_a_residual_matches_linear_then_add() {
     let (out_f, in_f) = (40, 256);
     let kinds = [DType::F16, DType::F32, DType::Q4_0, DType::Q6_K];
     for dt in kinds {
-        let w = match dt.ggml_type().filter(|k| k.is_quantized()) {
-            Some(kind) => Tensor::from_quantized(
-                kind,
-                packed(&mut r, kind, out_f, in_f).into(),
-                &[out_f, in_f],
-            )
-            .unwrap(),
-            None => uniform(&mut r, &[out_f, in_f], -1.0, 1.0, dt),
-        };
+        let w = weight(&mut r, dt, out_f, in_f);
         let wd = dev(&w);
         // 1 row: the one-row kernels; 3: the few-row kernels; 9: cuBLAS and an add.
         for m in [1, 3, 9] {
