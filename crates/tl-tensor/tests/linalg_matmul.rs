@@ -295,7 +295,7 @@ fn linear_errors() {
     let b = rand_tensor(&mut r, &[5], DType::F32);
     assert_eq!(
         x.linear(&w, Some(&b)).unwrap_err().0,
-        "linear: bias [5] does not match weight [4, 3] (expected [4])"
+        "linear: bias [5] does not match weight [4, 3] (expected [4], or the output's shape [2, 4] to add a residual)"
     );
     let w3 = rand_tensor(&mut r, &[4, 3, 1], DType::F32);
     assert_eq!(
