@@ -1208,3 +1208,28 @@ fn equation_set_cap_is_an_error() {
         "{msg}"
     );
 }
+
+/// Values far above 1 converge by the relative test (float32 cannot resolve an absolute 1e-6
+/// at 2e4): X = 0.5 X + C has the fixed point 2 C.
+#[test]
+fn equation_set_large_values_converge() {
+    let mut rng = Rng::new(5);
+    let mut interp = repl();
+    let c: Vec<f64> = rng.vec(6).iter().map(|v| 1e4 * v).collect();
+    exec(
+        &mut interp,
+        &format!("let C = tensor({})", literal(&c, &[6])),
+    );
+    exec(&mut interp, "X[i] = 0.5 * X[i] + C[i]");
+    let want: Vec<f64> = c.iter().map(|v| 2.0 * v).collect();
+    assert_close(&read(&mut interp, "X", &[6]), &want);
+}
+
+/// A group that overflows is an error naming the round, not a run to the cap.
+#[test]
+fn equation_set_overflow_is_an_error() {
+    let mut interp = repl();
+    exec(&mut interp, "let one = tensor([1.0, 2.0])");
+    let msg = error(&mut interp, "X[i] = 2.0 * X[i] + one[i]");
+    assert!(msg.contains("`X` became NaN or infinite in round"), "{msg}");
+}

@@ -5,7 +5,8 @@
 //! a right side is computed before the equations that read it); several equations for one left
 //! side add. A recursive group (tensors that read themselves, directly or through each other)
 //! starts from zeros and is iterated, every tensor of the group recomputed from the previous
-//! round's values (Jacobi), until no element changes by more than [`TOLERANCE`] in a round; after
+//! round's values (Jacobi), until no element of a tensor changes by more than [`TOLERANCE`] times
+//! max(1, the largest magnitude in that tensor) in a round; after
 //! [`MAX_ROUNDS`] rounds it is an error at the group's first equation.
 
 use std::collections::{HashMap, HashSet};
@@ -18,7 +19,8 @@ use crate::error::{Result, RuntimeError};
 use crate::interp::Interpreter;
 use crate::value::Value;
 
-/// A round of a recursive group converges when no element changes by more than this.
+/// A round of a recursive group converges when no element of a tensor changes by more than this
+/// times max(1, the largest magnitude in the tensor).
 pub(crate) const TOLERANCE: f64 = 1e-6;
 /// The most rounds a recursive group may take.
 pub(crate) const MAX_ROUNDS: usize = 1000;
@@ -190,9 +192,10 @@ impl Interpreter {
             self.bind_or_rebind(m, Value::Tensor(zeros));
         }
         let mut change = f64::INFINITY;
-        for _ in 0..MAX_ROUNDS {
+        for round in 1..=MAX_ROUNDS {
             let values = self.round(members, eqs)?;
             change = 0.0;
+            let mut converged = true;
             for (m, new) in members.iter().zip(values) {
                 let old = match self.lookup_var(m) {
                     Some(Value::Tensor(t)) => t.clone(),
@@ -212,23 +215,32 @@ impl Interpreter {
                         span,
                     ));
                 }
+                let max_abs = |t: &Tensor| {
+                    t.unary(TUnary::Abs)
+                        .and_then(|d| d.reduce(ReduceOp::Max, None, false))
+                        .and_then(|d| d.to_scalar_f64())
+                };
                 let diff = new
                     .binary(
                         TBinary::Sub,
                         &old.cast(DType::F32).map_err(tensor_err(span))?,
                     )
-                    .and_then(|d| d.unary(TUnary::Abs))
-                    .and_then(|d| d.reduce(ReduceOp::Max, None, false))
-                    .and_then(|d| d.to_scalar_f64())
+                    .and_then(|d| max_abs(&d))
                     .map_err(tensor_err(span))?;
-                change = if diff.is_nan() {
-                    f64::NAN
-                } else {
-                    change.max(diff)
-                };
+                let scale = max_abs(&new).map_err(tensor_err(span))?;
+                if !diff.is_finite() || !scale.is_finite() {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "recursive tensor equation: `{m}` became NaN or infinite in round {round} of the fixed-point iteration"
+                        ),
+                        span,
+                    ));
+                }
+                converged &= diff <= TOLERANCE * scale.max(1.0);
+                change = change.max(diff);
                 self.bind_or_rebind(m, Value::Tensor(new));
             }
-            if change <= TOLERANCE {
+            if converged {
                 return Ok(());
             }
         }
@@ -239,7 +251,7 @@ impl Interpreter {
             .join(", ");
         Err(RuntimeError::new(
             format!(
-                "recursive tensor equations for {list} did not converge in {MAX_ROUNDS} rounds (the cap): the last round still changed an element by {change} (the tolerance is {TOLERANCE})"
+                "recursive tensor equations for {list} did not converge in {MAX_ROUNDS} rounds (the cap): the last round still changed an element by {change} (the tolerance is {TOLERANCE} times max(1, the largest magnitude))"
             ),
             first.span,
         ))
