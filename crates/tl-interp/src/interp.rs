@@ -440,8 +440,17 @@ impl Interpreter {
 
     fn run_repl_items(&mut self, program: &LoadedProgram) -> Result<Option<Value>> {
         let mut last = None;
-        for item in &program.items {
-            last = self.run_top_item(item)?;
+        let mut i = 0;
+        while i < program.items.len() {
+            let set = self.equation_run(&program.items[i..]);
+            if !set.is_empty() {
+                i += set.len();
+                self.run_equation_set(&set)?;
+                last = None;
+                continue;
+            }
+            last = self.run_top_item(&program.items[i])?;
+            i += 1;
         }
         if let Some(main) = &program.main {
             self.run_fresh_block(main)?;
@@ -467,10 +476,34 @@ impl Interpreter {
     }
 
     pub(crate) fn run_top_items(&mut self, program: &LoadedProgram) -> Result<()> {
-        for item in &program.items {
-            self.run_top_item(item)?;
+        let mut i = 0;
+        while i < program.items.len() {
+            let set = self.equation_run(&program.items[i..]);
+            if !set.is_empty() {
+                i += set.len();
+                self.run_equation_set(&set)?;
+                continue;
+            }
+            self.run_top_item(&program.items[i])?;
+            i += 1;
         }
         Ok(())
+    }
+
+    /// The tensor equations at the start of `items` up to the first item that is not one: a
+    /// top-level equation set (`crate::eval::equation_set`).
+    fn equation_run<'a>(&self, items: &'a [TopItem]) -> Vec<crate::eval::SetEquation<'a>> {
+        let mut set = Vec::new();
+        for item in items {
+            match item {
+                TopItem::Stmt(stmt) => match self.set_equation(stmt) {
+                    Some(eq) => set.push(eq),
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        set
     }
 
     /// Runs one top-level item; returns the value of an expression statement.

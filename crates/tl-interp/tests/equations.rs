@@ -1056,3 +1056,180 @@ fn left_side_arithmetic_over_several_variables_flattens() {
     }
     assert_close(&read(&mut interp, "AntiMax", &[6]), &amax);
 }
+
+// ---- Top-level equation sets (fixed-point semantics) ----
+
+/// Transitive closure as a recursive numeric equation on random graphs, against a naive
+/// reachability loop (exact: 0/1 results).
+#[test]
+fn equation_set_closure_matches_naive_reachability() {
+    for seed in 1..4u64 {
+        let mut rng = Rng::new(seed);
+        let n = 10;
+        let edges: Vec<f64> = (0..n * n)
+            .map(|_| if rng.next() > 0.7 { 1.0 } else { 0.0 })
+            .collect();
+        let mut interp = repl();
+        exec(
+            &mut interp,
+            &format!("let E = tensor({})", literal(&edges, &[n, n])),
+        );
+        exec(
+            &mut interp,
+            "Reach[x, z] = step(E[x, z] + E[x, y] Reach[y, z])",
+        );
+        let got = read(&mut interp, "Reach", &[n, n]);
+        let mut reach: Vec<bool> = edges.iter().map(|&e| e > 0.0).collect();
+        loop {
+            let mut changed = false;
+            for x in 0..n {
+                for y in 0..n {
+                    for z in 0..n {
+                        if reach[x * n + y] && edges[y * n + z] > 0.0 && !reach[x * n + z] {
+                            reach[x * n + z] = true;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let want: Vec<f64> = reach.iter().map(|&r| if r { 1.0 } else { 0.0 }).collect();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
+/// Solves the n x n system `a x = b` in f64 (Gauss-Jordan with partial pivoting).
+fn solve(mut a: Vec<f64>, mut b: Vec<f64>, n: usize) -> Vec<f64> {
+    for c in 0..n {
+        let p = (c..n)
+            .max_by(|&i, &j| a[i * n + c].abs().total_cmp(&a[j * n + c].abs()))
+            .unwrap();
+        for k in 0..n {
+            a.swap(c * n + k, p * n + k);
+        }
+        b.swap(c, p);
+        for r in 0..n {
+            if r != c {
+                let f = a[r * n + c] / a[c * n + c];
+                for k in 0..n {
+                    a[r * n + k] -= f * a[c * n + k];
+                }
+                b[r] -= f * b[c];
+            }
+        }
+    }
+    (0..n).map(|i| b[i] / a[i * n + i]).collect()
+}
+
+/// PageRank on a random column-stochastic matrix converges to the solution of
+/// (I - d M) R = (1 - d) / n. The iteration stops when no element moves by more than 1e-6 in a
+/// round, so the error is below 1e-6 d / (1 - d) ~ 6e-6 per element: tolerance 1e-4 relative.
+#[test]
+fn equation_set_pagerank_matches_linear_solve() {
+    let mut rng = Rng::new(7);
+    let n = 6;
+    let raw: Vec<f64> = (0..n * n).map(|_| rng.next().abs() + 0.05).collect();
+    let mut m = raw.clone();
+    for j in 0..n {
+        let col: f64 = (0..n).map(|i| raw[i * n + j]).sum();
+        for i in 0..n {
+            m[i * n + j] = raw[i * n + j] / col;
+        }
+    }
+    let mut interp = repl();
+    exec(
+        &mut interp,
+        &format!("let M = tensor({})", literal(&m, &[n, n])),
+    );
+    exec(
+        &mut interp,
+        "R[i] = (1.0 - 0.85) / 6.0 + 0.85 * M[i, j] R[j]",
+    );
+    let got = read(&mut interp, "R", &[n]);
+    let a: Vec<f64> = (0..n * n)
+        .map(|k| f64::from(u8::from(k / n == k % n)) - 0.85 * m[k])
+        .collect();
+    let want = solve(a, vec![0.15 / n as f64; n], n);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * w.abs(), "{got:?} vs {want:?}");
+    }
+}
+
+/// A set written out of order runs in dependency order; two equations for one left side add;
+/// a mutually recursive pair (a contraction) reaches the fixed point of a naive f64 iteration.
+#[test]
+fn equation_set_order_sum_and_mutual_recursion() {
+    let mut rng = Rng::new(11);
+    let mut interp = repl();
+    let n = 5;
+    let x = random_tensor(&mut interp, &mut rng, "X", &[n]);
+    let w = random_tensor(&mut interp, &mut rng, "W", &[n, n]);
+    let b = random_tensor(&mut interp, &mut rng, "B", &[n]);
+    let m = random_tensor(&mut interp, &mut rng, "M", &[n, n]);
+    let k = random_tensor(&mut interp, &mut rng, "K", &[n, n]);
+    exec(
+        &mut interp,
+        "Y[i] = W[i, j] Z[j]\nZ[j] = relu(X[j])\nY[i] = B[i]\n\
+         P[i] = 0.1 * M[i, j] Q[j] + X[i]\nQ[i] = 0.1 * K[i, j] P[j]",
+    );
+    let z: Vec<f64> = x.iter().map(|v| v.max(0.0)).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| (0..n).map(|j| w[i * n + j] * z[j]).sum::<f64>() + b[i])
+        .collect();
+    assert_close(&read(&mut interp, "Y", &[n]), &y);
+    let (mut p, mut q) = (vec![0.0; n], vec![0.0; n]);
+    for _ in 0..200 {
+        let p2: Vec<f64> = (0..n)
+            .map(|i| 0.1 * (0..n).map(|j| m[i * n + j] * q[j]).sum::<f64>() + x[i])
+            .collect();
+        let q2: Vec<f64> = (0..n)
+            .map(|i| 0.1 * (0..n).map(|j| k[i * n + j] * p[j]).sum::<f64>())
+            .collect();
+        (p, q) = (p2, q2);
+    }
+    let got_p = read(&mut interp, "P", &[n]);
+    let got_q = read(&mut interp, "Q", &[n]);
+    for (g, w) in got_p.iter().chain(&got_q).zip(p.iter().chain(&q)) {
+        assert!((g - w).abs() <= 1e-5, "{got_p:?} {got_q:?} vs {p:?} {q:?}");
+    }
+}
+
+/// A recursive equation that never settles stops at the cap with an error naming it.
+#[test]
+fn equation_set_cap_is_an_error() {
+    let mut interp = repl();
+    exec(&mut interp, "let one = tensor([1.0, 2.0])");
+    let msg = error(&mut interp, "X[i] = one[i] - X[i]");
+    assert!(
+        msg.contains("`X` did not converge in 1000 rounds (the cap)"),
+        "{msg}"
+    );
+}
+
+/// Values far above 1 converge by the relative test (float32 cannot resolve an absolute 1e-6
+/// at 2e4): X = 0.5 X + C has the fixed point 2 C.
+#[test]
+fn equation_set_large_values_converge() {
+    let mut rng = Rng::new(5);
+    let mut interp = repl();
+    let c: Vec<f64> = rng.vec(6).iter().map(|v| 1e4 * v).collect();
+    exec(
+        &mut interp,
+        &format!("let C = tensor({})", literal(&c, &[6])),
+    );
+    exec(&mut interp, "X[i] = 0.5 * X[i] + C[i]");
+    let want: Vec<f64> = c.iter().map(|v| 2.0 * v).collect();
+    assert_close(&read(&mut interp, "X", &[6]), &want);
+}
+
+/// A group that overflows is an error naming the round, not a run to the cap.
+#[test]
+fn equation_set_overflow_is_an_error() {
+    let mut interp = repl();
+    exec(&mut interp, "let one = tensor([1.0, 2.0])");
+    let msg = error(&mut interp, "X[i] = 2.0 * X[i] + one[i]");
+    assert!(msg.contains("`X` became NaN or infinite in round"), "{msg}");
+}

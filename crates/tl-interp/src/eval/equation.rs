@@ -1,7 +1,8 @@
 //! Tensor equations run as statements: `Y[i, k] = relu(X[i, j] W[j, k])`.
 //!
-//! An equation statement computes its left side at once, in program order (the fixed-point
-//! semantics of a top-level equation *set* is a later issue). The rules, precisely:
+//! An equation statement computes its left side at once, in program order (a top-level run of
+//! equations is an equation *set* run to its fixed point: `super::equation_set`). The rules,
+//! precisely:
 //!
 //! - **Index variables.** A bare identifier in brackets that is bound in scope to a host int is a
 //!   constant index (it selects); any other bare identifier is an index variable. Integer
@@ -123,6 +124,20 @@ impl Interpreter {
         if has_virtual(target) || has_virtual(value) {
             return self.exec_virtual_equation(target, op, value, span);
         }
+        let (name, new) = self.compute_equation(target, op, value, span)?;
+        self.bind_or_rebind(&name, Value::Tensor(new));
+        Ok(())
+    }
+
+    /// The new value of the left side of a tensor equation without `*t` (its name and tensor),
+    /// computed from the current bindings; nothing is bound.
+    pub(crate) fn compute_equation(
+        &mut self,
+        target: &Expr,
+        op: AssignOp,
+        value: &Expr,
+        span: Span,
+    ) -> Result<(String, Tensor)> {
         let ExprKind::Index { base, indices } = &target.kind else {
             return Err(RuntimeError::new(
                 "the left side of a tensor equation must be an indexed tensor like `Y[i, j]`",
@@ -208,8 +223,7 @@ impl Interpreter {
             },
             _ => result,
         };
-        self.bind_or_rebind(name, Value::Tensor(new));
-        Ok(())
+        Ok((name.clone(), new))
     }
 
     /// The left side's index variables (one per dimension, distinct), the index expression of
@@ -755,6 +769,12 @@ impl Interpreter {
             ));
         };
         let user_defined = self.fns.contains_key(fname) || self.lookup_var(fname).is_some();
+        if fname == "concat" && !user_defined {
+            return Err(unsupported(
+                "`concat` as a function in a tensor equation; write the concatenation as left-side index arithmetic instead: `Y[p, h*K + v] = X[h, p, v]` puts the K-wide blocks of the heads h side by side",
+                callee.span,
+            ));
+        }
         let known = elementwise(fname).is_some() || fname == "softmax" || fname == "lnorm";
         if user_defined || !known {
             return Err(unsupported(
@@ -1647,7 +1667,7 @@ fn collect_terms<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
 }
 
 /// True when an expression uses a virtual index `*t`.
-fn has_virtual(e: &Expr) -> bool {
+pub(super) fn has_virtual(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Index { base, indices } => {
             has_virtual(base)

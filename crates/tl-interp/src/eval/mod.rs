@@ -6,6 +6,8 @@ mod call;
 pub(crate) use call::arity_message;
 pub(crate) mod embedding;
 mod equation;
+mod equation_set;
+pub(crate) use equation_set::SetEquation;
 mod expr;
 mod index;
 pub(crate) mod learn;

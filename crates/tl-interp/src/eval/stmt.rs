@@ -12,10 +12,6 @@ use crate::error::{Result, RuntimeError};
 use crate::interp::Interpreter;
 use crate::value::Value;
 
-fn unsupported(what: &str, span: Span) -> RuntimeError {
-    RuntimeError::new(format!("not supported yet: {what}"), span)
-}
-
 impl Interpreter {
     pub(crate) fn exec_stmt(&mut self, stmt: &Stmt) -> Result<Flow> {
         self.counters.statements += 1;
@@ -82,7 +78,17 @@ impl Interpreter {
                 self.exec_logic_query(atom, condition.as_ref(), stmt.span)?;
                 Ok(Flow::Normal(Value::Unit))
             }
-            StmtKind::TensorQuery(_) => Err(unsupported("tensor queries (`Y?`)", stmt.span)),
+            StmtKind::TensorQuery(e) => {
+                // `Y?` prints `Y = value` (a value of several lines starts on the next line).
+                let text = crate::format::format_value(&self.eval(e)?);
+                let line = match &e.kind {
+                    ExprKind::Name(n) if text.contains('\n') => format!("{n} =\n{text}\n"),
+                    ExprKind::Name(n) => format!("{n} = {text}\n"),
+                    _ => format!("{text}\n"),
+                };
+                self.write_output(&line)?;
+                Ok(Flow::Normal(Value::Unit))
+            }
             StmtKind::Infer { direction, atom } => {
                 self.exec_infer(*direction, atom, stmt.span)?;
                 Ok(Flow::Normal(Value::Unit))
@@ -227,7 +233,7 @@ impl Interpreter {
 
     /// Why an indexed assignment is a tensor equation (which a later issue runs): an index that
     /// names no variable (`Y[i, k] = ...` with `i` unbound), or the `p'.` / `*t` forms.
-    fn equation_kind(&self, indices: &[IndexArg]) -> Option<&'static str> {
+    pub(crate) fn equation_kind(&self, indices: &[IndexArg]) -> Option<&'static str> {
         for ix in indices {
             match ix {
                 IndexArg::Normalized(_) => {
