@@ -196,15 +196,15 @@ pub(crate) fn gather(x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
     Tensor::from_cpu_storage(out, index.shape())
 }
 
-/// Slices `index[k]` of `x` along `dim`, for a 1-D I64 `index`.
-pub(crate) fn index_select(x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
+/// The positions an int64 `index` names along a dimension of `size`, in index order; `op`
+/// names the caller in the errors (not int64, or a position out of range).
+fn index_rows(op: &str, index: &Tensor, dim: usize, size: usize) -> Result<Vec<usize>> {
     let CpuStorage::I64(idx) = storage(index) else {
         bail!(
-            "index_select: the index must be an int64 tensor, got {}",
+            "{op}: the index must be an int64 tensor, got {}",
             index.dtype()
         );
     };
-    let size = x.shape()[dim];
     let mut rows = Vec::with_capacity(index.numel());
     let mut bad = None;
     super::strided::for_each_offset(index.layout(), |o| {
@@ -215,9 +215,16 @@ pub(crate) fn index_select(x: &Tensor, dim: usize, index: &Tensor) -> Result<Ten
             rows.push(j as usize);
         }
     });
-    if let Some(j) = bad {
-        return Err(index_error("index_select", j, dim, size));
+    match bad {
+        Some(j) => Err(index_error(op, j, dim, size)),
+        None => Ok(rows),
     }
+}
+
+/// Slices `index[k]` of `x` along `dim`, for a 1-D I64 `index`.
+pub(crate) fn index_select(x: &Tensor, dim: usize, index: &Tensor) -> Result<Tensor> {
+    let size = x.shape()[dim];
+    let rows = index_rows("index_select", index, dim, size)?;
     let mut shape = x.shape().to_vec();
     shape[dim] = rows.len();
     let outer: usize = shape[..dim].iter().product();
@@ -254,25 +261,7 @@ pub(crate) fn strides_without(shape: &[usize], zeroed: &[usize]) -> Vec<usize> {
 
 /// `Backend::index_add` on the host: accumulates in f32, then converts to `src`'s dtype.
 pub(crate) fn index_add(src: &Tensor, dim: usize, index: &Tensor, size: usize) -> Result<Tensor> {
-    let CpuStorage::I64(idx) = storage(index) else {
-        bail!(
-            "index_add: the index must be an int64 tensor, got {}",
-            index.dtype()
-        );
-    };
-    let mut rows = Vec::with_capacity(index.numel());
-    let mut bad = None;
-    super::strided::for_each_offset(index.layout(), |o| {
-        let j = idx[o];
-        if j < 0 || j as usize >= size {
-            bad.get_or_insert(j);
-        } else {
-            rows.push(j as usize);
-        }
-    });
-    if let Some(j) = bad {
-        return Err(index_error("index_add", j, dim, size));
-    }
+    let rows = index_rows("index_add", index, dim, size)?;
     let shape = src.shape();
     if rows.len() != shape[dim] {
         bail!(
