@@ -647,6 +647,32 @@ __device__ float softmax_in_place(float* scores, i64 n, float* sh) {
     return inv;
 }
 
+// Each warp of the block sums p_j * v_j over its keys j = warp, warp + warps, ... < n into
+// its own row part[warp * dv + c] (lanes split the dv channels; value row j starts at
+// vb + j * vs). The caller syncs, then adds the warps' rows.
+__device__ void warp_weighted_values(float* part, const float* scores, i64 n, const void* v, int dt, i64 vb,
+                                     i64 vs, i64 dv) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
+        float acc[8];
+#pragma unroll
+        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        for (i64 j = warp; j < n; j += warps) {
+            float p = scores[j];
+#pragma unroll
+            for (int t = 0; t < 8; ++t) {
+                i64 c = c0 + lane + 32 * t;
+                if (c < dv) acc[t] += p * ldf(v, dt, vb + j * vs + c);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < 8; ++t) {
+            i64 c = c0 + lane + 32 * t;
+            if (c < dv) part[warp * dv + c] = acc[t];
+        }
+    }
+}
+
 extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const void* k, Lay lk, const void* v, Lay lv,
                                        int dt, const void* mask, Lay lm, int mdt, int has_mask,
                                        i64 batch, i64 hq, i64 sq, i64 sk, i64 d, i64 dv, i64 group, float scale) {
@@ -716,24 +742,7 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
     float inv = softmax_in_place(scores, sk, sh);
     // Each warp sums p_j v_j over its keys for every channel (lanes split the channels), then
     // the warps' partial rows are added.
-    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
-        float acc[8];
-#pragma unroll
-        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
-        for (i64 j = warp; j < sk; j += warps) {
-            float p = scores[j];
-#pragma unroll
-            for (int t = 0; t < 8; ++t) {
-                i64 c = c0 + lane + 32 * t;
-                if (c < dv) acc[t] += p * ldf(v, dt, vb + j * vs + c);
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < 8; ++t) {
-            i64 c = c0 + lane + 32 * t;
-            if (c < dv) part[warp * dv + c] = acc[t];
-        }
-    }
+    warp_weighted_values(part, scores, sk, v, dt, vb, vs, dv);
     __syncthreads();
     for (i64 c = threadIdx.x; c < dv; c += ATT_THREADS) {
         float total = 0.0f;
@@ -784,24 +793,7 @@ extern "C" __global__ void tl_attention_split(float* part, const void* q, Lay lq
     }
     l = block_sum_f(l, sh);
     float* out = part + (row * splits + split) * (dv + 2);
-    for (i64 c0 = 0; c0 < dv; c0 += 32 * 8) {
-        float acc[8];
-#pragma unroll
-        for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
-        for (i64 j = warp; j < n; j += warps) {
-            float p = scores[j];
-#pragma unroll
-            for (int t = 0; t < 8; ++t) {
-                i64 c = c0 + lane + 32 * t;
-                if (c < dv) acc[t] += p * ldf(v, dt, vb + (j0 + j) * vs + c);
-            }
-        }
-#pragma unroll
-        for (int t = 0; t < 8; ++t) {
-            i64 c = c0 + lane + 32 * t;
-            if (c < dv) acc_w[warp * dv + c] = acc[t];
-        }
-    }
+    warp_weighted_values(acc_w, scores, n, v, dt, vb + j0 * vs, vs, dv);
     __syncthreads();
     for (i64 c = threadIdx.x; c < dv; c += SPLIT_THREADS) {
         float total = 0.0f;

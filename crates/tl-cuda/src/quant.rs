@@ -79,6 +79,19 @@ fn packed_rows(
     })
 }
 
+/// A float weight's row stride (elements) and whether the mat-vec kernels may read its rows
+/// with 16-byte loads: rows and start 16-byte aligned, `in_f` a whole number of 8-element
+/// chunks.
+fn float_row_layout(w: &Tensor, in_f: usize) -> (usize, bool) {
+    let l = w.layout();
+    let esize = w.dtype().size_in_bytes();
+    let row_stride = if w.shape()[0] > 1 { l.strides[0] } else { in_f };
+    let vec = (row_stride * esize).is_multiple_of(16)
+        && (l.offset * esize).is_multiple_of(16)
+        && in_f.is_multiple_of(8);
+    (row_stride, vec)
+}
+
 /// `x` as contiguous rows whose start is 16-byte aligned (the kernels' vector loads), copied
 /// only when the view is not already so.
 fn aligned_rows(me: &CudaBackend, x: &Tensor) -> Result<Tensor> {
@@ -319,12 +332,7 @@ impl CudaBackend {
                     .i32(bias_full),
             )?;
         } else {
-            let wl = w.layout();
-            let esize = w.dtype().size_in_bytes();
-            let row_stride = if out_f > 1 { wl.strides[0] } else { in_f };
-            let vec = (row_stride * esize).is_multiple_of(16)
-                && (wl.offset * esize).is_multiple_of(16)
-                && in_f.is_multiple_of(8);
+            let (row_stride, vec) = float_row_layout(w, in_f);
             let pw = first_elem(self, &s, "linear", w)?;
             if m == 1 && vec {
                 self.launch(
@@ -387,21 +395,14 @@ impl CudaBackend {
         let one_type = ws.iter().all(|w| Some(w.dtype()) == dtype);
         let packed = dtype.is_some_and(|d| d.is_quantized());
         let aligned = |w: &Tensor| {
-            let esize = w.dtype().size_in_bytes();
-            let stride = if w.shape()[0] > 1 {
-                w.layout().strides[0]
-            } else {
-                in_f
-            };
             matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16)
                 && w.layout().strides[1] == 1
-                && (stride * esize).is_multiple_of(16)
-                && (w.layout().offset * esize).is_multiple_of(16)
+                && float_row_layout(w, in_f).1
         };
         let fits = m == 1
             && (2..=3).contains(&ws.len())
             && one_type
-            && (packed || (in_f.is_multiple_of(8) && ws.iter().all(|w| aligned(w))));
+            && (packed || ws.iter().all(|w| aligned(w)));
         if !fits {
             return ws.iter().map(|w| self.linear_impl(x, w, None)).collect();
         }
@@ -437,11 +438,7 @@ impl CudaBackend {
                 groups = p.groups;
             } else {
                 parts.w[i] = first_elem(self, &s, "linear", w)?;
-                parts.step[i] = if out_f > 1 {
-                    w.layout().strides[0]
-                } else {
-                    in_f
-                } as i64;
+                parts.step[i] = float_row_layout(w, in_f).0 as i64;
             }
             outs.push(out);
         }
