@@ -347,7 +347,7 @@ impl Interpreter {
         let program = self.load_program(path)?;
         {
             let interp = self;
-            let setup = interp.run_top_items(&program);
+            let setup = interp.run_top_items(&program).map(|_| ());
             interp.finish(setup).map_err(|e| vec![e.to_diagnostic()])?;
             let mut summary = TestSummary::default();
             for (name, body, _) in &program.tests {
@@ -439,19 +439,7 @@ impl Interpreter {
     }
 
     fn run_repl_items(&mut self, program: &LoadedProgram) -> Result<Option<Value>> {
-        let mut last = None;
-        let mut i = 0;
-        while i < program.items.len() {
-            let set = self.equation_run(&program.items[i..]);
-            if !set.is_empty() {
-                i += set.len();
-                self.run_equation_set(&set)?;
-                last = None;
-                continue;
-            }
-            last = self.run_top_item(&program.items[i])?;
-            i += 1;
-        }
+        let mut last = self.run_top_items(program)?;
         if let Some(main) = &program.main {
             self.run_fresh_block(main)?;
             last = None;
@@ -475,19 +463,23 @@ impl Interpreter {
         Ok(())
     }
 
-    pub(crate) fn run_top_items(&mut self, program: &LoadedProgram) -> Result<()> {
+    /// Runs the top-level items in order, each run of tensor equations as one set; the value
+    /// of the last item when it is not an equation set (what the REPL echoes).
+    pub(crate) fn run_top_items(&mut self, program: &LoadedProgram) -> Result<Option<Value>> {
+        let mut last = None;
         let mut i = 0;
         while i < program.items.len() {
             let set = self.equation_run(&program.items[i..]);
             if !set.is_empty() {
                 i += set.len();
                 self.run_equation_set(&set)?;
+                last = None;
                 continue;
             }
-            self.run_top_item(&program.items[i])?;
+            last = self.run_top_item(&program.items[i])?;
             i += 1;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// The tensor equations at the start of `items` up to the first item that is not one: a
