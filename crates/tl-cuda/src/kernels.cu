@@ -602,6 +602,30 @@ extern "C" __global__ void tl_rope(void* out, const void* x, Lay lx, int dt, i64
     }
 }
 
+// The KV-cache append of a decoder layer with RoPE on the keys, one thread per rotated pair:
+// contiguous rows k, v [n, row_elems] (heads of d values) go to rows start.. of the contiguous
+// caches kd, vd (dtype cdt; v already in it). Angles as tl_rope, so the result is the same as
+// rope followed by two copies.
+extern "C" __global__ void tl_write_kv_rope(void* kd, void* vd, int cdt, const void* k, int kdt, const void* v,
+                                           i64 pairs, i64 d, i64 row_elems, i64 start, i64 pos, double theta,
+                                           int neox) {
+    i64 half = d / 2;
+    GRID_LOOP(p, pairs) {
+        i64 h = p / half, i = p - h * half;
+        i64 r = h * d / row_elems;
+        double freq = pow(theta, -2.0 * (double)i / (double)d);
+        double angle = (double)(pos + r) * freq;
+        float c = (float)cos(angle), sn = (float)sin(angle);
+        i64 a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        i64 src = h * d, dst = start * row_elems + h * d;
+        float x0 = ldf(k, kdt, src + a), x1 = ldf(k, kdt, src + b);
+        stf(kd, cdt, dst + a, x0 * c - x1 * sn);
+        stf(kd, cdt, dst + b, x0 * sn + x1 * c);
+        stf(vd, cdt, dst + a, ldf(v, cdt, src + a));
+        stf(vd, cdt, dst + b, ldf(v, cdt, src + b));
+    }
+}
+
 extern "C" __global__ void tl_silu_mul(void* out, int odt, const void* a, Lay la, int adt, const void* b, Lay lb, int bdt, i64 n) {
     GRID_LOOP(i, n) {
         float x = ldf(a, adt, loc(la, i));
@@ -647,6 +671,29 @@ __device__ float softmax_in_place(float* scores, i64 n, float* sh) {
     return inv;
 }
 
+// scores[j] = sum_c qs[c] * k[kb + j * ks + c] for keys j < n, a thread per key: each thread
+// reads its whole key row with independent loads (16-byte ones for unit-stride f32 rows), so
+// the loads of every key are in flight at once; a warp per key waited on each key in turn.
+__device__ void key_scores(float* scores, const float* qs, const void* k, int dt, i64 kb, i64 ks, i64 n, i64 d) {
+    int vec = dt == DT_F32 && (d & 3) == 0 && (kb & 3) == 0 && (ks & 3) == 0;
+    for (i64 j = threadIdx.x; j < n; j += blockDim.x) {
+        i64 base = kb + j * ks;
+        float acc = 0.0f;
+        if (vec) {
+            const float4* row = (const float4*)((const float*)k + base);
+#pragma unroll 16
+            for (i64 c = 0; c < d / 4; ++c) {
+                float4 x = row[c];
+                acc += qs[4 * c] * x.x + qs[4 * c + 1] * x.y + qs[4 * c + 2] * x.z + qs[4 * c + 3] * x.w;
+            }
+        } else {
+#pragma unroll 8
+            for (i64 c = 0; c < d; ++c) acc += qs[c] * ldf(k, dt, base + c);
+        }
+        scores[j] = acc;
+    }
+}
+
 // Each warp of the block sums p_j * v_j over its keys j = warp, warp + warps, ... < n into
 // its own row part[warp * dv + c] (lanes split the dv channels; value row j starts at
 // vb + j * vs). The caller syncs, then adds the warps' rows.
@@ -657,6 +704,8 @@ __device__ void warp_weighted_values(float* part, const float* scores, i64 n, co
         float acc[8];
 #pragma unroll
         for (int t = 0; t < 8; ++t) acc[t] = 0.0f;
+        // Unrolled so that several keys' value loads are in flight per warp.
+#pragma unroll 4
         for (i64 j = warp; j < n; j += warps) {
             float p = scores[j];
 #pragma unroll
@@ -704,8 +753,9 @@ extern "C" __global__ void tl_attention(void* out, const void* q, Lay lq, const 
 }
 
 // Attention for operands whose last dim is unit-stride (the common case), one block of
-// ATT_THREADS threads per query row: each warp takes keys in turn, its lanes split the head
-// dim (coalesced key and value rows), scores stay in shared memory. Same results as
+// ATT_THREADS threads per query row: a thread per key for the scores (key_scores), then each
+// warp takes keys in turn with its lanes splitting the value channels; scores stay in shared
+// memory. Same results as
 // tl_attention (softmax in f32; a fully masked row gives zeros, a NaN row NaN).
 #define ATT_THREADS 256
 extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, const void* k, Lay lk, const void* v,
@@ -717,7 +767,6 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
     float* part = qs + d;                 // (ATT_THREADS / 32) * dv
     __shared__ float sh[32];
     const int warps = ATT_THREADS / 32;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     i64 row = blockIdx.x;
     i64 s = row % sq, h = (row / sq) % hq, b = row / (sq * hq), kvh = h / group;
     int r = lq.rank;
@@ -726,16 +775,11 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
     i64 vb = off4(lv, b, kvh, 0, 0), vs = lv.strides[r - 2];
     for (i64 c = threadIdx.x; c < d; c += ATT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
     __syncthreads();
-    for (i64 j = warp; j < sk; j += warps) {
-        float acc = 0.0f;
-        for (i64 c = lane; c < d; c += 32) acc += qs[c] * ldf(k, dt, kb + j * ks + c);
-        acc = warp_sum(acc);
-        if (lane == 0) {
-            if (has_mask) {
-                float mv = ldf(mask, mdt, off4(lm, b, h, s, j));
-                if (mdt == DT_BOOL) acc = mv != 0.0f ? acc : NEG_INF_F; else acc += mv;
-            }
-            scores[j] = acc;
+    key_scores(scores, qs, k, dt, kb, ks, sk, d);
+    if (has_mask) {
+        for (i64 j = threadIdx.x; j < sk; j += ATT_THREADS) {
+            float mv = ldf(mask, mdt, off4(lm, b, h, s, j));
+            scores[j] = mdt == DT_BOOL ? (mv != 0.0f ? scores[j] : NEG_INF_F) : scores[j] + mv;
         }
     }
     __syncthreads();
@@ -765,7 +809,6 @@ extern "C" __global__ void tl_attention_split(float* part, const void* q, Lay lq
     float* acc_w = qs + d;       // (SPLIT_THREADS / 32) * dv
     __shared__ float sh[32];
     const int warps = SPLIT_THREADS / 32;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     i64 row = blockIdx.x / splits, split = blockIdx.x % splits;
     i64 h = row % hq, b = row / hq, kvh = h / group;
     int r = lq.rank;
@@ -775,12 +818,7 @@ extern "C" __global__ void tl_attention_split(float* part, const void* q, Lay lq
     i64 j0 = split * chunk, n = sk - j0 < chunk ? sk - j0 : chunk;
     for (i64 c = threadIdx.x; c < d; c += SPLIT_THREADS) qs[c] = ldf(q, dt, qb + c) * scale;
     __syncthreads();
-    for (i64 j = warp; j < n; j += warps) {
-        float a = 0.0f;
-        for (i64 c = lane; c < d; c += 32) a += qs[c] * ldf(k, dt, kb + (j0 + j) * ks + c);
-        a = warp_sum(a);
-        if (lane == 0) scores[j] = a;
-    }
+    key_scores(scores, qs, k, dt, kb + j0 * ks, ks, n, d);
     __syncthreads();
     float m = NEG_INF_F;
     for (i64 j = threadIdx.x; j < n; j += SPLIT_THREADS) { float x = scores[j]; m = (ISNAN(m) || m > x) ? m : x; }

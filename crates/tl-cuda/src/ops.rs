@@ -628,12 +628,37 @@ impl Backend for CudaBackend {
         self.static_self()?.write_slice_impl(dst, dim, start, src)
     }
 
+    fn write_kv_rope(
+        &self,
+        k_dst: &mut Tensor,
+        v_dst: &mut Tensor,
+        start: usize,
+        k: &Tensor,
+        v: &Tensor,
+        rope: (usize, f64, bool),
+    ) -> Result<()> {
+        self.static_self()?
+            .write_kv_rope_impl(k_dst, v_dst, start, k, v, rope)
+    }
+
     fn linear(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         self.static_self()?.linear_impl(x, w, b)
     }
 
     fn linear_many(&self, x: &Tensor, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
         self.static_self()?.linear_many_impl(x, ws)
+    }
+
+    fn linear_fused(
+        &self,
+        x: &Tensor,
+        ws: &[&Tensor],
+        fusion: &tl_tensor::ops::LinearFusion,
+    ) -> Option<Result<Vec<Tensor>>> {
+        match self.static_self() {
+            Ok(me) => me.matvec_staged(x, ws, fusion),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {

@@ -387,3 +387,206 @@ extern "C" __global__ void tl_matvec_q1_parts(int ydt, const float* x, Parts p, 
     float acc = dot_row_q(p.w[i] + n * p.step[i], qt, x, groups, lane);
     if (lane == 0) stf(p.y[i], ydt, n, acc);
 }
+
+// ---- one input row, x staged in shared memory (the decode path) ---------------------------
+// The kernels below copy x (k floats) into shared memory once per block, RMS-normalising it
+// there when given a norm weight (so the norm costs no launch and no round trip through
+// memory), then give each warp one output feature (or, for `swiglu`, feature n of both the
+// gate and the up weight, combined as silu(gate) * up). Weight rows are read with 16-byte
+// streaming loads, MVS_UNROLL of them in flight per lane before any arithmetic: a decode step
+// is bound by how many weight bytes are in flight, not by the arithmetic.
+#define MVS_UNROLL 4
+
+__device__ __forceinline__ uint4 ld_stream16(const void* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
+// The staged input: x (k floats, 16-byte aligned) copied to `xs`, times rsqrt(mean(x^2) + eps)
+// * g when g is given. With `padded`, element i goes to xs[i + i / 32] (a gap after every 32
+// values), so that lanes reading the same element of consecutive 32-value groups hit distinct
+// shared-memory banks. Ends with a barrier; every thread of the block must call it.
+__device__ void stage_input(float* xs, const float* x, i64 k, const void* g, int gdt, float eps, int padded) {
+    __shared__ float red[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    float ss = 0.0f;
+    for (i64 i = threadIdx.x; i < k / 4; i += blockDim.x) {
+        float4 v = ((const float4*)x)[i];
+        if (padded) {
+            i64 at = 4 * i + (4 * i) / 32;
+            xs[at] = v.x; xs[at + 1] = v.y; xs[at + 2] = v.z; xs[at + 3] = v.w;
+        } else {
+            ((float4*)xs)[i] = v;
+        }
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    }
+    if (g) {
+        ss = warp_sum(ss);
+        if (lane == 0) red[warp] = ss;
+        __syncthreads();
+        float total = 0.0f;
+        for (int i = 0; i < warps; ++i) total += red[i];
+        float r = rsqrtf(total / (float)k + eps);
+        for (i64 i = threadIdx.x; i < k; i += blockDim.x) {
+            i64 at = padded ? i + i / 32 : i;
+            xs[at] = xs[at] * r * ldf(g, gdt, i);
+        }
+    }
+    __syncthreads();
+}
+
+// Eight weights (one 16-byte chunk of f16/bf16, two of f32) times xs[0..8].
+__device__ __forceinline__ float dot_chunk(uint4 a, uint4 b, int wdt, const float* xs) {
+    float4 x0 = *(const float4*)xs, x1 = *(const float4*)(xs + 4);
+    if (wdt == DT_F32) {
+        return __uint_as_float(a.x) * x0.x + __uint_as_float(a.y) * x0.y + __uint_as_float(a.z) * x0.z +
+               __uint_as_float(a.w) * x0.w + __uint_as_float(b.x) * x1.x + __uint_as_float(b.y) * x1.y +
+               __uint_as_float(b.z) * x1.z + __uint_as_float(b.w) * x1.w;
+    }
+    unsigned int p[4] = {a.x, a.y, a.z, a.w};
+    float xv[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        unsigned short lo = (unsigned short)(p[i] & 0xffffu), hi = (unsigned short)(p[i] >> 16);
+        s += (wdt == DT_F16 ? h2f(lo) : bf2f(lo)) * xv[2 * i] + (wdt == DT_F16 ? h2f(hi) : bf2f(hi)) * xv[2 * i + 1];
+    }
+    return s;
+}
+
+// A warp's dot products of ROWS (1 or 2) float rows (16-byte aligned, k % 8 == 0; f32 when
+// WIDE, else f16/bf16) with the staged xs; every lane gets the sums in out[].
+template <int WIDE, int ROWS>
+__device__ __forceinline__ void dot_rows_staged(const unsigned char* w0, const unsigned char* w1, int wdt,
+                                                const float* xs, i64 k, int lane, float* out) {
+    i64 chunks = k / 8;
+    float acc[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) acc[r] = 0.0f;
+    const unsigned char* rows[2] = {w0, w1};
+    for (i64 base = 0; base < chunks; base += 32 * MVS_UNROLL) {
+        uint4 q[MVS_UNROLL][ROWS][1 + WIDE];
+#pragma unroll
+        for (int u = 0; u < MVS_UNROLL; ++u) {
+            i64 c = base + u * 32 + lane;
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+                for (int h = 0; h <= WIDE; ++h)
+                    q[u][r][h] = c < chunks ? ld_stream16(rows[r] + (c << (4 + WIDE)) + 16 * h) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < MVS_UNROLL; ++u) {
+            i64 c = base + u * 32 + lane;
+            if (c < chunks) {
+#pragma unroll
+                for (int r = 0; r < ROWS; ++r) acc[r] += dot_chunk(q[u][r][0], q[u][r][WIDE], wdt, xs + c * 8);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) out[r] = warp_sum(acc[r]);
+}
+
+// The staged counterpart of dot_row_q (xs padded, see stage_input). For the 32-value formats whose 32 blocks are a whole
+// number of 16-byte words (`staged`: Q4_0, Q4_1, Q8_0 rows 16-byte aligned), the warp first
+// copies 32 blocks into `stage` with 16-byte loads, and each lane decodes one from there.
+__device__ __forceinline__ float dot_row_q_staged(const unsigned char* row, int qt, const float* xs, i64 groups,
+                                                  int lane, int staged, uint4* stage) {
+    float acc = 0.0f;
+    if (staged) {
+        int bb = q_block_bytes(qt);
+        for (i64 g0 = 0; g0 < groups; g0 += 32) {
+            i64 left = groups - g0;
+            int words = (int)(((left < 32 ? left : 32) * bb + 15) / 16);
+            const unsigned char* src = row + g0 * bb;
+            uint4 t[3];
+#pragma unroll
+            for (int j = 0; j < 3; ++j)
+                t[j] = lane + 32 * j < words ? ld_stream16(src + 16 * (lane + 32 * j)) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int j = 0; j < 3; ++j)
+                if (lane + 32 * j < words) stage[lane + 32 * j] = t[j];
+            __syncwarp();
+            if (g0 + lane < groups) {
+                float v[32];
+                decode_group(qt, (const unsigned char*)stage, lane, v);
+                const float* xg = xs + (g0 + lane) * 33;
+#pragma unroll
+                for (int l = 0; l < 32; ++l) acc += v[l] * xg[l];
+            }
+            __syncwarp();
+        }
+    } else {
+        for (i64 g = lane; g < groups; g += 32) {
+            float v[32];
+            decode_group(qt, row, g, v);
+            const float* xg = xs + g * 33;
+#pragma unroll
+            for (int l = 0; l < 32; ++l) acc += v[l] * xg[l];
+        }
+    }
+    return warp_sum(acc);
+}
+
+// Writes feature n of part i: plus bias[n] (one weight only), or silu(a) * b (swiglu).
+__device__ __forceinline__ void store_feature(const Parts& p, int i, i64 n, int ydt, float a, float b, int swiglu,
+                                              const void* bias, int bdt) {
+    if (swiglu) {
+        stf(p.y[0], ydt, n, a / (1.0f + expf(-a)) * b);
+        return;
+    }
+    if (bias) a += ldf(bias, bdt, n);
+    stf(p.y[i], ydt, n, a);
+}
+
+// Float weights of one dtype (1 to 3 parts, rows `step` elements apart): see above. With
+// `swiglu`, parts 0 and 1 have the same number of rows and only y[0] is written.
+extern "C" __global__ void tl_matvec_f1_staged(int ydt, const float* x, Parts p, int wdt, i64 k, const void* g,
+                                               int gdt, float eps, const void* bias, int bdt, int swiglu) {
+    extern __shared__ __align__(16) float xs[];
+    stage_input(xs, x, k, g, gdt, eps, 0);
+    int lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    int es = wdt == DT_F32 ? 4 : 2;
+    float r[2];
+    if (swiglu) {
+        if (n >= p.n[0]) return;
+        const unsigned char *a = p.w[0] + n * p.step[0] * es, *b = p.w[1] + n * p.step[1] * es;
+        if (wdt == DT_F32) dot_rows_staged<1, 2>(a, b, wdt, xs, k, lane, r);
+        else dot_rows_staged<0, 2>(a, b, wdt, xs, k, lane, r);
+        if (lane == 0) store_feature(p, 0, n, ydt, r[0], r[1], 1, bias, bdt);
+        return;
+    }
+    int i = part_of(p, &n);
+    if (i < 0) return;
+    const unsigned char* a = p.w[i] + n * p.step[i] * es;
+    if (wdt == DT_F32) dot_rows_staged<1, 1>(a, a, wdt, xs, k, lane, r);
+    else dot_rows_staged<0, 1>(a, a, wdt, xs, k, lane, r);
+    if (lane == 0) store_feature(p, i, n, ydt, r[0], 0.0f, 0, bias, bdt);
+}
+
+// Packed weights of one format (1 to 3 parts, rows `step` bytes apart): see above.
+extern "C" __global__ void tl_matvec_q1_staged(int ydt, const float* x, Parts p, int qt, i64 groups, const void* g,
+                                               int gdt, float eps, const void* bias, int bdt, int swiglu,
+                                               int staged) {
+    extern __shared__ __align__(16) float xs[];
+    __shared__ uint4 stage[MV1_WARPS][3 * 32];
+    stage_input(xs, x, groups * 32, g, gdt, eps, 1);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    i64 n = (i64)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (swiglu) {
+        if (n >= p.n[0]) return;
+        float a = dot_row_q_staged(p.w[0] + n * p.step[0], qt, xs, groups, lane, staged, stage[warp]);
+        float b = dot_row_q_staged(p.w[1] + n * p.step[1], qt, xs, groups, lane, staged, stage[warp]);
+        if (lane == 0) store_feature(p, 0, n, ydt, a, b, 1, bias, bdt);
+        return;
+    }
+    int i = part_of(p, &n);
+    if (i < 0) return;
+    float a = dot_row_q_staged(p.w[i] + n * p.step[i], qt, xs, groups, lane, staged, stage[warp]);
+    if (lane == 0) store_feature(p, i, n, ydt, a, 0.0f, 0, bias, bdt);
+}

@@ -4,7 +4,8 @@
 //! quantized weight once into the input's float type and use cuBLAS.
 
 use std::sync::Arc;
-use tl_tensor::{BinaryOp, DType, Layout, Result, Tensor, TensorError};
+use tl_tensor::ops::LinearFusion;
+use tl_tensor::{BinaryOp, DType, GgmlType, Layout, Result, Tensor, TensorError};
 
 use crate::CudaBackend;
 use crate::runtime::{Args, Lay, ThreadStream, dtype_code, grid_for};
@@ -16,6 +17,12 @@ pub(crate) const MATVEC_MAX_ROWS: usize = 8;
 const MATVEC_THREADS: u32 = 256;
 /// Output features (one warp each) per block of the one-row kernels (`MV1_WARPS`).
 const MATVEC1_WARPS: usize = 8;
+/// Bytes of shared memory a block may hold without opting in to more: the staged one-row
+/// kernels keep the whole input row there (plus 12 KiB of block staging for packed weights).
+const STAGED_SHARED_BYTES: usize = 48 * 1024;
+/// Static shared memory of `tl_matvec_q1_staged` (`stage`: 8 warps x 96 16-byte words) and
+/// of the norm's reduction.
+const STAGED_Q_STATIC_BYTES: usize = MATVEC1_WARPS * 96 * 16 + 128;
 /// Most output features one mat-vec block computes (`MV_MAX_RPB`).
 const MATVEC_MAX_ROWS_PER_BLOCK: usize = 4;
 
@@ -239,6 +246,151 @@ impl CudaBackend {
         Ok(out)
     }
 
+    /// One input row against 1 to 3 weights of one type in one launch of the staged kernels
+    /// (`tl_matvec_f1_staged`, `tl_matvec_q1_staged`), with what `fusion` adds: the input
+    /// RMS-normalised in shared memory, a bias or residual, or gate and up combined as
+    /// silu(gate) * up. `None` where those kernels do not apply (more rows, mixed or unaligned
+    /// weights, an input row too long for shared memory); the caller then takes another path.
+    pub(crate) fn matvec_staged(
+        &'static self,
+        x: &Tensor,
+        ws: &[&Tensor],
+        fusion: &LinearFusion,
+    ) -> Option<Result<Vec<Tensor>>> {
+        let in_f = x.shape()[x.rank() - 1];
+        let dtype = ws.first()?.dtype();
+        let packed = dtype.is_quantized();
+        let one_type = ws.iter().all(|w| w.dtype() == dtype);
+        let floats_aligned = ws.iter().all(|w| {
+            matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16)
+                && w.layout().strides[1] == 1
+                && float_row_layout(w, in_f).1
+        });
+        // Packed weights read the input padded by one float per 32 (see stage_input).
+        let dynamic = if packed { in_f / 32 * 33 * 4 } else { in_f * 4 };
+        let shared = dynamic + if packed { STAGED_Q_STATIC_BYTES } else { 128 };
+        let norm_ok = fusion
+            .norm
+            .is_none_or(|(g, _)| matches!(g.dtype(), DType::F32 | DType::F16 | DType::BF16));
+        let bias_ok = fusion.bias.is_none_or(|b| !b.dtype().is_quantized());
+        if x.numel() != in_f
+            || in_f == 0
+            || !(1..=3).contains(&ws.len())
+            || !one_type
+            || !(packed || floats_aligned)
+            || shared > STAGED_SHARED_BYTES
+            || !in_f.is_multiple_of(8)
+            || !norm_ok
+            || !bias_ok
+        {
+            return None;
+        }
+        Some(self.matvec_staged_launch(x, ws, fusion, packed, dynamic))
+    }
+
+    fn matvec_staged_launch(
+        &'static self,
+        x: &Tensor,
+        ws: &[&Tensor],
+        fusion: &LinearFusion,
+        packed: bool,
+        dynamic_shared: usize,
+    ) -> Result<Vec<Tensor>> {
+        let in_f = x.shape()[x.rank() - 1];
+        let s = crate::runtime::thread_stream(self)?;
+        let x32 = x.cast(DType::F32)?;
+        let xr = aligned_rows(self, &x32)?;
+        let px = first_elem(self, &s, "linear", &xr)?;
+        let dtype = ws[0].dtype();
+        let out_dtype = if packed {
+            x.dtype()
+        } else {
+            DType::promote(x.dtype(), dtype)
+        };
+        // The norm weight and the bias are read as contiguous vectors; the clones keep them
+        // alive until the launch is queued.
+        let g = fusion.norm.map(|(g, _)| g.contiguous()).transpose()?;
+        let bias = fusion.bias.map(|b| b.contiguous()).transpose()?;
+        let (pg, gdt) = match &g {
+            Some(g) => (first_elem(self, &s, "rms_norm", g)?, dtype_code(g.dtype())),
+            None => (0, 0),
+        };
+        let (pb, bdt) = match &bias {
+            Some(b) => (first_elem(self, &s, "linear", b)?, dtype_code(b.dtype())),
+            None => (0, 0),
+        };
+        let eps = fusion.norm.map_or(0.0, |(_, e)| e as f32);
+        let mut parts = Parts {
+            w: [0; 3],
+            y: [0; 3],
+            n: [0; 3],
+            step: [0; 3],
+            count: ws.len() as i32,
+        };
+        let outputs = if fusion.swiglu { 1 } else { ws.len() };
+        let mut outs = Vec::with_capacity(outputs);
+        let mut staged_blocks = true;
+        let mut groups = 0;
+        for (i, w) in ws.iter().enumerate() {
+            let out_f = w.shape()[0];
+            if i < outputs {
+                let mut shape = x.shape().to_vec();
+                *shape.last_mut().expect("rank >= 1") = out_f;
+                let out = self.alloc_tensor(&s, &shape, out_dtype)?;
+                parts.y[i] = self.input("linear", &s, &out)?;
+                outs.push(out);
+            }
+            parts.n[i] = out_f as i64;
+            if packed {
+                let p = packed_rows(self, &s, "linear", w)?;
+                // Blocks of 32 values whose runs of 32 blocks are whole 16-byte words.
+                let kind = GgmlType::from_id(p.kind_id as u32);
+                staged_blocks &=
+                    matches!(kind, Some(GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0))
+                        && p.ptr.is_multiple_of(16)
+                        && p.row_bytes.is_multiple_of(16);
+                parts.w[i] = p.ptr;
+                parts.step[i] = p.row_bytes as i64;
+                groups = p.groups;
+            } else {
+                parts.w[i] = first_elem(self, &s, "linear", w)?;
+                parts.step[i] = float_row_layout(w, in_f).0 as i64;
+            }
+        }
+        let features = if fusion.swiglu {
+            ws[0].shape()[0]
+        } else {
+            ws.iter().map(|w| w.shape()[0]).sum()
+        };
+        if features == 0 {
+            return Ok(outs);
+        }
+        let grid = features.div_ceil(MATVEC1_WARPS) as u32;
+        let block = 32 * MATVEC1_WARPS as u32;
+        let mut args = Args::new();
+        args.i32(dtype_code(out_dtype)).ptr(px).pod(&parts);
+        if packed {
+            let kind = dtype.ggml_type().expect("packed").id() as i32;
+            args.i32(kind).i64(groups as i64);
+        } else {
+            args.i32(dtype_code(dtype)).i64(in_f as i64);
+        }
+        args.ptr(pg)
+            .i32(gdt)
+            .f32(eps)
+            .ptr(pb)
+            .i32(bdt)
+            .i32(fusion.swiglu as i32);
+        let name = if packed {
+            args.i32(staged_blocks as i32);
+            "tl_matvec_q1_staged"
+        } else {
+            "tl_matvec_f1_staged"
+        };
+        self.launch(&s, name, grid, block, dynamic_shared as u32, &mut args)?;
+        Ok(outs)
+    }
+
     /// `x @ w^T + b` (arguments checked by `Tensor::linear`): the mat-vec kernels for a few
     /// input rows, else cuBLAS (a quantized `w` expanded once into `x`'s dtype).
     pub(crate) fn linear_impl(
@@ -260,6 +412,15 @@ impl CudaBackend {
             && (w.layout().strides[1] == 1 || in_f <= 1);
         if m == 0 || m > MATVEC_MAX_ROWS || !(packed || float_rows) {
             return self.linear_by_gemm(x, w, b, out_dtype);
+        }
+        if m == 1 {
+            let fusion = LinearFusion {
+                bias: b,
+                ..LinearFusion::default()
+            };
+            if let Some(out) = self.matvec_staged(x, &[w], &fusion) {
+                return Ok(out?.remove(0));
+            }
         }
         let s = crate::runtime::thread_stream(self)?;
         // The kernels read x as contiguous f32 rows with 16-byte loads.
@@ -389,6 +550,9 @@ impl CudaBackend {
         x: &Tensor,
         ws: &[&Tensor],
     ) -> Result<Vec<Tensor>> {
+        if let Some(outs) = self.matvec_staged(x, ws, &LinearFusion::default()) {
+            return outs;
+        }
         let in_f = x.shape()[x.rank() - 1];
         let m = x.numel().checked_div(in_f).unwrap_or(0);
         let dtype = ws.first().map(|w| w.dtype());
@@ -512,6 +676,56 @@ impl CudaBackend {
 
     /// Copies `src` into `dst` at `start` along `dim` on the device, in place when `dst` owns
     /// its storage alone (else into a private copy first, as the CPU backend does).
+    /// `Backend::write_kv_rope` in one launch (`tl_write_kv_rope`): each cache is first made
+    /// contiguous and private where it is not (copy-on-write, as `write_slice_impl`).
+    pub(crate) fn write_kv_rope_impl(
+        &'static self,
+        k_dst: &mut Tensor,
+        v_dst: &mut Tensor,
+        start: usize,
+        k: &Tensor,
+        v: &Tensor,
+        rope: (usize, f64, bool),
+    ) -> Result<()> {
+        use tl_tensor::Backend;
+        let (pos, theta, neox) = rope;
+        for dst in [&mut *k_dst, &mut *v_dst] {
+            if !dst.is_contiguous() || dst.storage_mut().is_none() {
+                *dst = self.contiguous(dst)?;
+            }
+        }
+        let (k, v) = (k.contiguous()?, v.contiguous()?);
+        let d = k.shape()[k.rank() - 1];
+        let row_elems = k.numel() / k.shape()[0];
+        let s = crate::runtime::thread_stream(self)?;
+        let pk = first_elem(self, &s, "rope", k_dst)?;
+        let pv = first_elem(self, &s, "rope", v_dst)?;
+        let pks = first_elem(self, &s, "rope", &k)?;
+        let pvs = first_elem(self, &s, "rope", &v)?;
+        let pairs = k.numel() / 2;
+        self.launch(
+            &s,
+            "tl_write_kv_rope",
+            grid_for(pairs),
+            256,
+            0,
+            Args::new()
+                .ptr(pk)
+                .ptr(pv)
+                .i32(dtype_code(k_dst.dtype()))
+                .ptr(pks)
+                .i32(dtype_code(k.dtype()))
+                .ptr(pvs)
+                .i64(pairs as i64)
+                .i64(d as i64)
+                .i64(row_elems as i64)
+                .i64(start as i64)
+                .i64(pos as i64)
+                .f64(theta)
+                .i32(neox as i32),
+        )
+    }
+
     pub(crate) fn write_slice_impl(
         &'static self,
         dst: &mut Tensor,

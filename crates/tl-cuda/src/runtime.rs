@@ -30,6 +30,8 @@ const KERNEL_NAMES: &[&str] = &[
     "tl_matvec_f1",
     "tl_matvec_q1_parts",
     "tl_matvec_f1_parts",
+    "tl_matvec_f1_staged",
+    "tl_matvec_q1_staged",
     "tl_fill",
     "tl_copy",
     "tl_unary",
@@ -47,6 +49,7 @@ const KERNEL_NAMES: &[&str] = &[
     "tl_rms_norm",
     "tl_layer_norm",
     "tl_rope",
+    "tl_write_kv_rope",
     "tl_silu_mul",
     "tl_attention",
 ];

@@ -636,7 +636,11 @@ fn weight(r: &mut ChaCha8Rng, dt: DType, out_f: usize, in_f: usize) -> Tensor {
 
 /// `x @ W^T + b` in f64 from the expanded weight (the exact value the kernels approximate).
 fn linear_f64(x: &Tensor, w: &[f32], out_f: usize, b: Option<&Tensor>) -> Vec<f64> {
-    let xs = x.to_vec_f64();
+    linear_rows_f64(&x.to_vec_f64(), w, out_f, b)
+}
+
+/// `linear_f64` of rows given as f64 values.
+fn linear_rows_f64(xs: &[f64], w: &[f32], out_f: usize, b: Option<&Tensor>) -> Vec<f64> {
     let in_f = w.len() / out_f;
     let bs = b.map(|b| b.to_vec_f64());
     let mut y = Vec::new();
@@ -897,5 +901,132 @@ fn linear_with_a_residual_matches_linear_then_add() {
                 &apart.to_host().unwrap(),
             );
         }
+    }
+}
+
+/// rms_norm(x, g, eps) of each row in f64.
+fn rms_norm_f64(x: &[f64], g: &[f64], eps: f64) -> Vec<f64> {
+    let d = g.len();
+    x.chunks(d)
+        .flat_map(|row| {
+            let r = 1.0 / (row.iter().map(|v| v * v).sum::<f64>() / d as f64 + eps).sqrt();
+            row.iter().zip(g).map(move |(v, w)| v * r * w)
+        })
+        .collect()
+}
+
+#[test]
+fn fused_linear_matches_an_f64_reference() {
+    use tl_tensor::ops::LinearFusion;
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(47);
+    let eps = 1e-5;
+    // 2048 inputs: whole 16-byte runs of 32 blocks (the staged block path for Q4_0, Q4_1,
+    // Q8_0) and several rounds of loads; 1056 (33 groups): rows that are not, and a partial
+    // last round for float weights; K formats need whole 256-value blocks.
+    let cases = [
+        (DType::F32, 1056),
+        (DType::F16, 2048),
+        (DType::F16, 1056),
+        (DType::BF16, 2048),
+        (DType::Q4_0, 2048),
+        (DType::Q4_0, 1056),
+        (DType::Q4_1, 2048),
+        (DType::Q8_0, 2048),
+        (DType::Q8_0, 1056),
+        (DType::Q4_K, 512),
+        (DType::Q6_K, 512),
+    ];
+    for (dt, in_f) in cases {
+        let x = uniform(&mut r, &[1, in_f], -2.0, 2.0, DType::F32);
+        let g = uniform(&mut r, &[in_f], 0.5, 1.5, DType::F32);
+        let (xd, gd) = (dev(&x), dev(&g));
+        let h = rms_norm_f64(&x.to_vec_f64(), &g.to_vec_f64(), eps);
+        let values = |w: &Tensor| -> Vec<f32> {
+            let v = w.cast(DType::F32).unwrap().to_vec_f64();
+            v.iter().map(|&a| a as f32).collect()
+        };
+        let tol = 1e-5;
+        // Q, K and V with the norm: three outputs from one launch.
+        let ws: Vec<Tensor> = [96, 40, 40]
+            .iter()
+            .map(|&o| weight(&mut r, dt, o, in_f))
+            .collect();
+        let wd: Vec<Tensor> = ws.iter().map(dev).collect();
+        let refs: Vec<&Tensor> = wd.iter().collect();
+        let fusion = LinearFusion {
+            norm: Some((&gd, eps)),
+            ..LinearFusion::default()
+        };
+        let ys = xd.linear_fused(&refs, &fusion).unwrap();
+        for (i, (y, w)) in ys.iter().zip(&ws).enumerate() {
+            assert_eq!((y.device(), y.dtype()), (GPU, DType::F32));
+            let want = linear_rows_f64(&h, &values(w), w.shape()[0], None);
+            let err = rel_err(&y.to_vec_f64(), &want);
+            assert!(err <= tol, "{dt} k={in_f} norm+part {i}: {err:e}");
+        }
+        // Gate and up with the norm, combined as silu(gate) * up.
+        let (wg, wu) = (weight(&mut r, dt, 72, in_f), weight(&mut r, dt, 72, in_f));
+        let fusion = LinearFusion {
+            norm: Some((&gd, eps)),
+            swiglu: true,
+            ..LinearFusion::default()
+        };
+        let y = xd
+            .linear_fused(&[&dev(&wg), &dev(&wu)], &fusion)
+            .unwrap()
+            .remove(0);
+        let a = linear_rows_f64(&h, &values(&wg), 72, None);
+        let b = linear_rows_f64(&h, &values(&wu), 72, None);
+        let want: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(a, b)| a / (1.0 + (-a).exp()) * b)
+            .collect();
+        let err = rel_err(&y.to_vec_f64(), &want);
+        assert!(err <= tol, "{dt} k={in_f} swiglu: {err:e}");
+        // One weight with a residual and no norm.
+        let w = weight(&mut r, dt, 50, in_f);
+        let res = uniform(&mut r, &[1, 50], -1.0, 1.0, DType::F32);
+        let fusion = LinearFusion {
+            bias: Some(&dev(&res)),
+            ..LinearFusion::default()
+        };
+        let y = xd.linear_fused(&[&dev(&w)], &fusion).unwrap().remove(0);
+        let want = linear_f64(&x, &values(&w), 50, Some(&res.reshape(&[50]).unwrap()));
+        let err = rel_err(&y.to_vec_f64(), &want);
+        assert!(err <= tol, "{dt} k={in_f} residual: {err:e}");
+    }
+}
+
+#[test]
+fn kv_append_with_rope_matches_rope_then_copies_on_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(48);
+    // f32 and f16 caches, keys of the cache's dtype and not, both pairings, rows written at
+    // the start and in the middle.
+    for (cache_dt, key_dt, neox, start, n) in [
+        (DType::F32, DType::F32, false, 0, 5),
+        (DType::F32, DType::F32, true, 3, 1),
+        (DType::F16, DType::F32, false, 7, 2),
+        (DType::F16, DType::F16, true, 0, 3),
+    ] {
+        let (rows, heads, d) = (12, 3, 8);
+        let k_cache = uniform(&mut r, &[rows, heads, d], -1.0, 1.0, cache_dt);
+        let v_cache = uniform(&mut r, &[rows, heads, d], -1.0, 1.0, cache_dt);
+        let k = uniform(&mut r, &[n, heads, d], -1.0, 1.0, key_dt);
+        let v = uniform(&mut r, &[n, heads, d], -1.0, 1.0, key_dt);
+        let rope = (start + 4, 500.0, neox);
+        let (mut kg, mut vg) = (dev(&k_cache), dev(&v_cache));
+        Tensor::write_kv_rope_in_place(&mut kg, &mut vg, start, &dev(&k), &dev(&v), rope).unwrap();
+        let (mut kc, mut vc) = (k_cache.clone(), v_cache.clone());
+        Tensor::write_kv_rope_in_place(&mut kc, &mut vc, start, &k, &v, rope).unwrap();
+        let what = format!("kv rope {cache_dt} keys {key_dt} neox {neox} at {start}");
+        check(&format!("{what}: keys"), &kg, &kc);
+        check(&format!("{what}: values"), &vg, &vc);
     }
 }

@@ -102,6 +102,34 @@ pub trait Backend: Send + Sync {
         eps: f64,
     ) -> Result<Tensor>;
 
+    /// The append of a decoder layer's keys and values to its cache, arguments checked by
+    /// `Tensor::write_kv_rope_in_place`: `k` rotated by RoPE (row r at position `pos + r`, as
+    /// `rope`, then converted to `k_dst`'s dtype) into rows `start..` of `k_dst`, and `v` (of
+    /// `v_dst`'s dtype) into the same rows of `v_dst`. The
+    /// default composes `rope` and two `write_slice` calls; a backend may do it in one pass.
+    #[allow(clippy::too_many_arguments)]
+    fn write_kv_rope(
+        &self,
+        k_dst: &mut Tensor,
+        v_dst: &mut Tensor,
+        start: usize,
+        k: &Tensor,
+        v: &Tensor,
+        rope: (usize, f64, bool),
+    ) -> Result<()> {
+        let (pos, theta, neox) = rope;
+        let seq_dim = if k.rank() >= 3 {
+            Some(k.rank() - 3)
+        } else {
+            Some(0)
+        };
+        let kr = self
+            .rope(k, seq_dim, pos, theta, neox)?
+            .cast(k_dst.dtype())?;
+        self.write_slice(k_dst, 0, start, &kr)?;
+        self.write_slice(v_dst, 0, start, v)
+    }
+
     /// Rotary embedding of the (even) last dim; `seq_dim` indexes positions (`None`: one
     /// position), `neox` selects the rotate-half pairing instead of adjacent pairs.
     fn rope(
@@ -150,6 +178,19 @@ pub trait Backend: Send + Sync {
     /// a layer's Q/K/V projections).
     fn linear_many(&self, x: &Tensor, ws: &[&Tensor]) -> Result<Vec<Tensor>> {
         ws.iter().map(|w| self.linear(x, w, None)).collect()
+    }
+
+    /// One pass doing what `fusion` adds around `x @ w^T` for each of `ws` (arguments checked
+    /// by `Tensor::linear_fused`, nothing under differentiation), or `None` where this backend
+    /// has no such kernel for these operands: the caller then composes `rms_norm`, `linear`
+    /// and `silu_mul`, which give the same result. The default has none.
+    fn linear_fused(
+        &self,
+        _x: &Tensor,
+        _ws: &[&Tensor],
+        _fusion: &crate::ops::LinearFusion,
+    ) -> Option<Result<Vec<Tensor>>> {
+        None
     }
 
     // --- linear algebra and neural ops go above this line ---

@@ -324,3 +324,80 @@ fn a_residual_of_the_output_shape_is_added_once_per_output() {
         "linear: bias [3, 24] does not match weight [24, 64] (expected [24], or the output's shape [2, 24] to add a residual)"
     );
 }
+
+#[test]
+fn fused_linear_composes_norm_products_and_swiglu() {
+    use tl_tensor::ops::LinearFusion;
+    let mut r = rng(31);
+    let (m, inp, out, eps) = (3, 24, 10, 1e-5);
+    let xv = values(&mut r, m * inp);
+    let gv = values(&mut r, inp);
+    let x = Tensor::from_f64(&xv, &[m, inp], DType::F32).unwrap();
+    let g = Tensor::from_f64(&gv, &[inp], DType::F32).unwrap();
+    let ws_v: Vec<Vec<f64>> = (0..2).map(|_| values(&mut r, out * inp)).collect();
+    let ws: Vec<Tensor> = ws_v
+        .iter()
+        .map(|v| Tensor::from_f64(v, &[out, inp], DType::F32).unwrap())
+        .collect();
+    // The normalised input in f64.
+    let h: Vec<f64> = xv
+        .chunks(inp)
+        .flat_map(|row| {
+            let rms = 1.0 / (row.iter().map(|v| v * v).sum::<f64>() / inp as f64 + eps).sqrt();
+            row.iter()
+                .zip(&gv)
+                .map(move |(v, w)| v * rms * w)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let norm = LinearFusion {
+        norm: Some((&g, eps)),
+        ..LinearFusion::default()
+    };
+    let ys = x.linear_fused(&[&ws[0], &ws[1]], &norm).unwrap();
+    for (y, wv) in ys.iter().zip(&ws_v) {
+        let want = reference(&h, wv, None, m, out, inp);
+        assert!(rel_err(&y.to_vec_f64(), &want) < 1e-5);
+    }
+    let swiglu = LinearFusion {
+        swiglu: true,
+        ..norm
+    };
+    let y = x.linear_fused(&[&ws[0], &ws[1]], &swiglu).unwrap();
+    assert_eq!(y.len(), 1);
+    let a = reference(&h, &ws_v[0], None, m, out, inp);
+    let b = reference(&h, &ws_v[1], None, m, out, inp);
+    let want: Vec<f64> = a
+        .iter()
+        .zip(&b)
+        .map(|(a, b)| a / (1.0 + (-a).exp()) * b)
+        .collect();
+    assert!(rel_err(&y[0].to_vec_f64(), &want) < 1e-5);
+    // Misuse: the errors name what is wrong.
+    let short = Tensor::from_f64(&gv[..5], &[5], DType::F32).unwrap();
+    let bad_norm = LinearFusion {
+        norm: Some((&short, eps)),
+        ..LinearFusion::default()
+    };
+    let e = x
+        .linear_fused(&[&ws[0]], &bad_norm)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[5]") && e.contains("[3, 24]"), "{e}");
+    let other = Tensor::from_f64(&values(&mut r, 4 * inp), &[4, inp], DType::F32).unwrap();
+    let e = x
+        .linear_fused(&[&ws[0], &other], &swiglu)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("[10, 24] and [4, 24]"), "{e}");
+    let bias = Tensor::from_f64(&values(&mut r, out), &[out], DType::F32).unwrap();
+    let two_with_bias = LinearFusion {
+        bias: Some(&bias),
+        ..LinearFusion::default()
+    };
+    let e = x
+        .linear_fused(&[&ws[0], &ws[1]], &two_with_bias)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("one product"), "{e}");
+}

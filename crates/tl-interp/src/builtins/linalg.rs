@@ -1,5 +1,6 @@
 //! Linear algebra builtins: `matmul linear einsum dot outer`.
 
+use tl_tensor::ops::LinearFusion;
 use tl_tensor::{BinaryOp, Tensor};
 
 use super::args::at_call;
@@ -24,7 +25,7 @@ pub static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "linear",
-        signature: "linear(x: tensor, w: tensor | list, b: tensor = none) -> tensor | list",
+        signature: "linear(x: tensor, w: tensor | list, b: tensor = none, norm: tensor = none, eps: float = 1e-5) -> tensor | list",
         category: "linear algebra",
         doc: "A fully connected layer: x @ transpose(w) + b. The weight `w` is stored [out, in] \
               as in PyTorch and GGUF files, so x of shape [..., in] gives [..., out]; the \
@@ -34,9 +35,12 @@ pub static BUILTINS: &[Builtin] = &[
               promoted dtype of x and w (x's dtype for a quantized w). With a list of weights \
               (no bias), the result is the list of x @ transpose(w) for each: \
               `linear(h, [wq, wk, wv])` gives [q, k, v], and the CUDA backend reads the weights \
-              in one launch for one input row when they share a type. Errors: x's last dim \
-              differing from w's in-features (shapes named), a bias of the wrong size or given \
-              with a list, a w that is not 2-D.",
+              in one launch for one input row when they share a type. `norm: g` RMS-normalises \
+              x first, `linear(x, w, norm: g, eps: e)` being `linear(rms_norm(x, g, e), w)` \
+              (`eps` defaults to 1e-5); the CUDA backend then normalises inside the product's \
+              launch for one input row. Errors: x's last dim differing from w's in-features \
+              (shapes named), a bias of the wrong size or given with a list, a w that is not \
+              2-D, a norm weight whose length is not x's last dim.",
         func: linear,
     },
     Builtin {
@@ -81,10 +85,30 @@ fn matmul(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     at_call(args, a.matmul(&b)).map(Value::Tensor)
 }
 
+/// Positional index that no call reaches: `opt_tensor` and `opt_float` then read only the
+/// named argument.
+const NAMED_ONLY: usize = usize::MAX;
+
+/// The `norm:` and `eps:` named arguments of `linear` and `swiglu`: an RMS norm applied to the
+/// input first.
+pub(super) fn norm_args(args: &CallArgs) -> Result<Option<(Tensor, f64)>> {
+    let eps = args.opt_float(None, "eps")?;
+    match args.opt_tensor(NAMED_ONLY, "norm")? {
+        Some(g) => Ok(Some((g, eps.unwrap_or(super::nn::DEFAULT_EPS)))),
+        None if eps.is_some() => Err(args.error("`eps:` is only taken with `norm:`")),
+        None => Ok(None),
+    }
+}
+
 fn linear(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
-    args.expect_named(&["bias"])?;
+    args.expect_named(&["bias", "norm", "eps"])?;
     args.expect_count(2, 3)?;
     let x = args.tensor(0)?;
+    let norm = norm_args(args)?;
+    let mut fusion = LinearFusion {
+        norm: norm.as_ref().map(|(g, eps)| (g, *eps)),
+        ..LinearFusion::default()
+    };
     if let Some(Value::List(items)) = args.get(1)
         && items.iter().all(|v| matches!(v, Value::Tensor(_)))
     {
@@ -93,14 +117,16 @@ fn linear(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
         }
         let ws: Vec<Tensor> = items.iter().filter_map(crate::convert::to_tensor).collect();
         let refs: Vec<&Tensor> = ws.iter().collect();
-        let ys = at_call(args, x.linear_many(&refs))?;
+        let ys = at_call(args, x.linear_fused(&refs, &fusion))?;
         return Ok(Value::List(std::rc::Rc::new(
             ys.into_iter().map(Value::Tensor).collect(),
         )));
     }
     let w = args.tensor(1)?;
     let b = args.opt_tensor(2, "bias")?;
-    at_call(args, x.linear(&w, b.as_ref())).map(Value::Tensor)
+    fusion.bias = b.as_ref();
+    let mut ys = at_call(args, x.linear_fused(&[&w], &fusion))?;
+    Ok(Value::Tensor(ys.remove(0)))
 }
 
 fn einsum(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {

@@ -100,14 +100,17 @@ pub static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "KVCache.append",
-        signature: "cache.append(layer: int, k: tensor, v: tensor, pos: int = cache.len(layer))",
+        signature: "cache.append(layer: int, k: tensor, v: tensor, pos: int = cache.len(layer), rope: float = none, neox: bool = false)",
         category: "LLM state",
         doc: "Writes keys `k` and values `v` (each [n, kv_heads, head_dim], or any [n, ...] \
               rows of the shape the cache holds) of `layer` at positions pos..pos+n, in place, \
               converting to the cache's dtype. `pos` (a host int) defaults to the number of \
               positions the layer holds; a smaller pos rewinds (the layer then holds pos+n). \
-              Errors: a layer out of range, k and v of different shapes, rows of the wrong \
-              shape (both named), a pos past the end (a gap), a full preallocated cache.",
+              `rope: theta` rotates the keys on the way in, as `rope(k, pos, theta)` would \
+              (`neox: true` for the rotate-half pairing): one launch on CUDA instead of a rope \
+              and two copies. Errors: a layer out of range, k and v of different shapes, rows \
+              of the wrong shape (both named), a pos past the end (a gap), a full \
+              preallocated cache, an odd head_dim or a theta that is not positive with `rope:`.",
         func: kv_append,
     },
     Builtin {
@@ -298,13 +301,21 @@ fn opt_position(args: &CallArgs, i: usize, name: &str) -> Result<Option<usize>> 
 }
 
 fn kv_append(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
-    args.expect_named(&["pos"])?;
+    args.expect_named(&["pos", "rope", "neox"])?;
     args.expect_count(4, 5)?;
     let layer = args.int(1)?;
     let k = args.tensor(2)?;
     let v = args.tensor(3)?;
     let pos = opt_position(args, 4, "pos")?;
-    with_cache(args, 0, |c| c.write(layer, &k, &v, pos))?;
+    let neox = args.opt_bool(None, "neox", false)?;
+    let rope = match args.opt_float(None, "rope")? {
+        Some(theta) => Some((theta, neox)),
+        None if args.named("neox").is_some() => {
+            return Err(args.error("`neox:` is only taken with `rope:`"));
+        }
+        None => None,
+    };
+    with_cache(args, 0, |c| c.write(layer, &k, &v, pos, rope))?;
     Ok(Value::Unit)
 }
 
@@ -314,7 +325,7 @@ fn kv_set(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let layer = args.int(1)?;
     let k = args.tensor(2)?;
     let v = args.tensor(3)?;
-    with_cache(args, 0, |c| c.write(layer, &k, &v, Some(0)))?;
+    with_cache(args, 0, |c| c.write(layer, &k, &v, Some(0), None))?;
     Ok(Value::Unit)
 }
 

@@ -1,5 +1,5 @@
 //! Neural-network builtins: `softmax log_softmax rms_norm layer_norm embedding rope
-//! causal_mask apply_attention_mask attention silu_mul`.
+//! causal_mask apply_attention_mask attention silu_mul swiglu`.
 
 use tl_tensor::{DType, Tensor};
 
@@ -125,7 +125,37 @@ pub static BUILTINS: &[Builtin] = &[
               cannot be broadcast (both named).",
         func: silu_mul,
     },
+    Builtin {
+        name: "swiglu",
+        signature: "swiglu(x: tensor, w_gate: tensor, w_up: tensor, norm: tensor = none, eps: float = 1e-5) -> tensor",
+        category: "neural",
+        doc: "The gated input of a SwiGLU feed-forward layer: silu(linear(x, w_gate)) * \
+              linear(x, w_up), the weights stored [hidden, in] as for `linear` (float or \
+              quantized, of one shape). `norm: g` RMS-normalises x first (`eps:` defaults to \
+              1e-5), as `linear` does. The CUDA backend reads both weights and applies the norm \
+              and the activation in one launch for one input row; elsewhere it is the same as \
+              `silu_mul(linear(h, w_gate), linear(h, w_up))`. Result: [.., hidden] in the \
+              promoted float dtype. Errors: weights of different shapes (both named), x's last \
+              dim differing from their in-features, a norm weight of the wrong length.",
+        func: swiglu,
+    },
 ];
+
+fn swiglu(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
+    args.expect_named(&["norm", "eps"])?;
+    args.expect_count(3, 3)?;
+    let x = args.tensor(0)?;
+    let gate = args.tensor(1)?;
+    let up = args.tensor(2)?;
+    let norm = super::linalg::norm_args(args)?;
+    let fusion = tl_tensor::ops::LinearFusion {
+        norm: norm.as_ref().map(|(g, eps)| (g, *eps)),
+        swiglu: true,
+        ..Default::default()
+    };
+    let mut ys = at_call(args, x.linear_fused(&[&gate, &up], &fusion))?;
+    Ok(Value::Tensor(ys.remove(0)))
+}
 
 fn softmax_args(args: &CallArgs) -> Result<(Tensor, isize)> {
     args.expect_named(&["dim"])?;
@@ -145,7 +175,7 @@ fn log_softmax(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     at_call(args, x.log_softmax(dim)).map(Value::Tensor)
 }
 
-const DEFAULT_EPS: f64 = 1e-5;
+pub(super) const DEFAULT_EPS: f64 = 1e-5;
 
 fn rms_norm(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     args.expect_named(&["eps"])?;

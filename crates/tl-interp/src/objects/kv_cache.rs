@@ -106,13 +106,15 @@ impl KvCache {
     }
 
     /// Writes `k` and `v` (each [n, ...row]) at rows `pos..pos + n` of `layer`; the layer then
-    /// holds `pos + n` positions (anything after is forgotten, so rewinding works).
+    /// holds `pos + n` positions (anything after is forgotten, so rewinding works). With
+    /// `rope: (theta, neox)` the keys are rotated as `rope(k, pos, theta)` on the way in.
     pub fn write(
         &self,
         layer: i64,
         k: &Tensor,
         v: &Tensor,
         pos: Option<usize>,
+        rope: Option<(f64, bool)>,
     ) -> Result<(), String> {
         let l = self.check_layer(layer)?;
         if k.shape() != v.shape() {
@@ -163,10 +165,22 @@ impl KvCache {
         let mut layers = self.layers.borrow_mut();
         let layer_state =
             layers[l].get_or_insert_with(|| Layer::zeros(self.capacity(), &row, self.dtype));
-        let k = k.cast(self.dtype).map_err(|e| e.to_string())?;
-        let v = v.cast(self.dtype).map_err(|e| e.to_string())?;
-        write_rows(&mut layer_state.keys, pos, &k)?;
-        write_rows(&mut layer_state.values, pos, &v)?;
+        if let Some((theta, neox)) = rope {
+            Tensor::write_kv_rope_in_place(
+                &mut layer_state.keys,
+                &mut layer_state.values,
+                pos,
+                k,
+                v,
+                (pos, theta, neox),
+            )
+            .map_err(|e| e.to_string())?;
+        } else {
+            let k = k.cast(self.dtype).map_err(|e| e.to_string())?;
+            let v = v.cast(self.dtype).map_err(|e| e.to_string())?;
+            write_rows(&mut layer_state.keys, pos, &k)?;
+            write_rows(&mut layer_state.values, pos, &v)?;
+        }
         layer_state.len = end;
         Ok(())
     }

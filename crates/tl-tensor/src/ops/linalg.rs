@@ -157,6 +157,67 @@ impl Tensor {
         self.backend().linear_many(self, ws)
     }
 
+    /// `x @ w^T` for each of `ws` with what `fusion` adds around the products: the input
+    /// RMS-normalised first (`rms_norm(x, g, eps)`), a bias or residual added to a single
+    /// product, or two products (gate, up) combined as `silu(gate) * up`. A backend with a
+    /// kernel for the operands does it in one pass (the CUDA backend for one input row); any
+    /// other case, and anything under differentiation, composes `rms_norm`, `linear` and
+    /// `silu_mul`. Returns one tensor per weight, or one for `swiglu`.
+    pub fn linear_fused(&self, ws: &[&Tensor], fusion: &LinearFusion) -> Result<Vec<Tensor>> {
+        if ws.is_empty() {
+            bail!("linear: no weights given");
+        }
+        if fusion.bias.is_some() && ws.len() != 1 {
+            bail!(
+                "linear: a bias is added to one product, got {} weights",
+                ws.len()
+            );
+        }
+        if fusion.swiglu {
+            if ws.len() != 2 || ws[0].shape() != ws[1].shape() {
+                bail!(
+                    "swiglu: needs a gate and an up weight of one shape, got {}",
+                    ws.iter()
+                        .map(|w| shape_str(w.shape()))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                );
+            }
+            if fusion.bias.is_some() {
+                bail!("swiglu: takes no bias");
+            }
+        }
+        for w in ws {
+            self.check_linear(w, fusion.bias)?;
+        }
+        if let Some((g, _)) = fusion.norm {
+            let op = if fusion.swiglu { "swiglu" } else { "linear" };
+            crate::ops::refuse_quantized(op, &[g])?;
+            require_float(op, g)?;
+            let d = self.shape()[self.rank() - 1];
+            crate::ops::nn::check_param(op, "norm weight", g, self, d)?;
+        }
+        let tracked = self.is_tracked()
+            || ws.iter().any(|w| w.is_tracked())
+            || fusion.norm.is_some_and(|(g, _)| g.is_tracked())
+            || fusion.bias.is_some_and(|b| b.is_tracked());
+        if !tracked && let Some(out) = self.backend().linear_fused(self, ws, fusion) {
+            return out;
+        }
+        let h = match fusion.norm {
+            Some((g, eps)) => self.rms_norm(g, eps)?,
+            None => self.clone(),
+        };
+        if fusion.swiglu {
+            let ys = h.linear_many(ws)?;
+            return Ok(vec![Tensor::silu_mul(&ys[0], &ys[1])?]);
+        }
+        if ws.len() == 1 {
+            return Ok(vec![h.linear(ws[0], fusion.bias)?]);
+        }
+        h.linear_many(ws)
+    }
+
     /// The argument checks of [`Tensor::linear`].
     fn check_linear(&self, w: &Tensor, b: Option<&Tensor>) -> Result<()> {
         crate::ops::refuse_quantized("linear (as input)", &[self])?;
@@ -200,6 +261,17 @@ impl Tensor {
         }
         Ok(())
     }
+}
+
+/// What [`Tensor::linear_fused`] does around its products.
+#[derive(Clone, Copy, Default)]
+pub struct LinearFusion<'a> {
+    /// RMS-normalise the input first, as `rms_norm(x, weight, eps)`.
+    pub norm: Option<(&'a Tensor, f64)>,
+    /// Added to the product of a single weight: a bias `[out]` or a residual of its shape.
+    pub bias: Option<&'a Tensor>,
+    /// Two weights (gate, up) of one shape: the one result is `silu(x @ gate^T) * (x @ up^T)`.
+    pub swiglu: bool,
 }
 
 /// `linear` through `matmul` with a transposed view of a float `w` (no copy of `w`), then a

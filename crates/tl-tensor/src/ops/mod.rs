@@ -14,6 +14,7 @@ pub mod shape;
 pub mod write;
 
 pub use elementwise::{BinaryOp, UnaryOp};
+pub use linalg::LinearFusion;
 pub use reduce::ReduceOp;
 
 pub(crate) use quantized::{quantized_unsupported, refuse_quantized};

@@ -16,7 +16,7 @@ fn broadcast_view(x: &Tensor, shape: &[usize]) -> Tensor {
 }
 
 /// Checks that `p` is a 1-D parameter of length `d` for `op`.
-fn check_param(op: &str, what: &str, p: &Tensor, x: &Tensor, d: usize) -> Result<()> {
+pub(crate) fn check_param(op: &str, what: &str, p: &Tensor, x: &Tensor, d: usize) -> Result<()> {
     if p.shape() != [d] {
         bail!(
             "{op}: {what} of shape {} does not match the last dimension of input {} (expected [{d}])",

@@ -47,4 +47,75 @@ impl Tensor {
         }
         self.backend().write_slice(self, dim, start, &src)
     }
+
+    /// The KV-cache append with RoPE applied to the keys on the way in: `k_dst` rows
+    /// `start..start + n` get `k.rope(pos, theta)` (`rope_neox` when `neox`) and `v_dst` the
+    /// same rows of `v`, both in place as [`Tensor::write_slice_in_place`] (copy-on-write).
+    /// `k` and `v` are [n, ..] rows of one shape, matching the caches' rows. One launch on
+    /// CUDA where the layouts allow; elsewhere `rope` and two slice writes.
+    pub fn write_kv_rope_in_place(
+        k_dst: &mut Tensor,
+        v_dst: &mut Tensor,
+        start: usize,
+        k: &Tensor,
+        v: &Tensor,
+        rope: (usize, f64, bool),
+    ) -> Result<()> {
+        let (_, theta, neox) = rope;
+        let op = if neox { "rope_neox" } else { "rope" };
+        crate::ops::refuse_quantized("write_kv_rope_in_place", &[k_dst, v_dst, k, v])?;
+        crate::autograd::refuse("an in-place write", &[k_dst, v_dst, k, v])?;
+        if k.shape() != v.shape() || k_dst.shape() != v_dst.shape() || k.rank() < 2 {
+            bail!(
+                "write_kv_rope_in_place: keys {} and values {} must be [n, ..] rows of one shape, as must the caches {} and {}",
+                shape_str(k.shape()),
+                shape_str(v.shape()),
+                shape_str(k_dst.shape()),
+                shape_str(v_dst.shape())
+            );
+        }
+        let d = k.shape()[k.rank() - 1];
+        if !d.is_multiple_of(2) {
+            bail!(
+                "{op}: the last dimension (head_dim) must be even, got shape {}",
+                shape_str(k.shape())
+            );
+        }
+        if !(theta > 0.0 && theta.is_finite()) {
+            bail!("{op}: theta must be a positive finite number, got {theta}");
+        }
+        if k_dst.dtype() != v_dst.dtype() || !k_dst.dtype().is_float() || !k.dtype().is_float() {
+            bail!(
+                "write_kv_rope_in_place: float caches of one dtype and float rows expected, got caches {} and {}, rows {}",
+                k_dst.dtype(),
+                v_dst.dtype(),
+                k.dtype()
+            );
+        }
+        // The same checks as a plain slice write of k (v has k's shape).
+        let ds = k_dst.shape();
+        if ds.len() != k.rank() || ds[1..] != k.shape()[1..] {
+            bail!(
+                "write_kv_rope_in_place: rows {} do not match the cache {} outside dimension 0",
+                shape_str(k.shape()),
+                shape_str(ds)
+            );
+        }
+        let n = k.shape()[0];
+        if start.checked_add(n).is_none_or(|end| end > ds[0]) {
+            bail!(
+                "write_kv_rope_in_place: rows {start}..{} do not fit in a cache of {} rows",
+                start.saturating_add(n),
+                ds[0]
+            );
+        }
+        if n == 0 || k.numel() == 0 {
+            return Ok(());
+        }
+        // Keys keep their dtype until rotated (as `rope` then a write would); values are
+        // converted now.
+        let v = v.cast(k_dst.dtype())?;
+        let backend = k_dst.backend();
+        backend.write_kv_rope(k_dst, v_dst, start, k, &v, rope)
+    }
 }
