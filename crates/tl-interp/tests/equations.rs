@@ -2,6 +2,8 @@
 //! with a naive f64 loop over seeded random inputs (f32 tolerance 1e-5 relative, TARGETS.md),
 //! and each error case with its message.
 
+mod common;
+
 use tl_interp::{Interpreter, Options, SharedBuffer, Value};
 
 const TOL: f64 = 1e-5;
@@ -1055,6 +1057,143 @@ fn left_side_arithmetic_over_several_variables_flattens() {
         }
     }
     assert_close(&read(&mut interp, "AntiMax", &[6]), &amax);
+}
+
+/// `concat` (paper Table 2, `Merge[b, p, dm] = concat(Attn[b, h, p, dv])`): the argument's
+/// indices absent from the left side, flattened row-major in order of first appearance, are laid
+/// along the one left-side index no argument uses; several arguments follow each other along it.
+/// Each result against a naive f64 loop on random inputs of odd sizes.
+#[test]
+fn concat_lays_the_missing_indices_along_the_new_one() {
+    let (b, h, p, d) = (2, 3, 5, 7);
+    let mut interp = repl();
+    let mut rng = Rng::new(23);
+    let attn = random_tensor(&mut interp, &mut rng, "Attn", &[b, h, p, d]);
+    exec(&mut interp, "Merge[b, p, dm] = concat(Attn[b, h, p, dv])");
+    let mut merge = vec![0.0; b * p * h * d];
+    for bi in 0..b {
+        for hi in 0..h {
+            for pi in 0..p {
+                for di in 0..d {
+                    merge[(bi * p + pi) * h * d + hi * d + di] =
+                        attn[((bi * h + hi) * p + pi) * d + di];
+                }
+            }
+        }
+    }
+    assert_close(&read(&mut interp, "Merge", &[b, p, h * d]), &merge);
+    // The same as left-side index arithmetic.
+    exec(&mut interp, "let Dv = 7");
+    exec(&mut interp, "Merge2[b, p, h*Dv + dv] = Attn[b, h, p, dv]");
+    assert_close(&read(&mut interp, "Merge2", &[b, p, h * d]), &merge);
+    // The order of first appearance decides the layout: here d is the outer index.
+    exec(&mut interp, "Swap[p, k] = concat(Attn[1, dv, p, h])");
+    let mut swap = vec![0.0; p * h * d];
+    for pi in 0..p {
+        for di in 0..h {
+            for hi in 0..d {
+                // Attn[1, dv=di, p, h=hi] sits at column di*D + hi.
+                swap[pi * h * d + di * d + hi] = attn[((h + di) * p + pi) * d + hi];
+            }
+        }
+    }
+    assert_close(&read(&mut interp, "Swap", &[p, h * d]), &swap);
+}
+
+#[test]
+fn concat_joins_several_arguments_broadcasting_and_slicing() {
+    let (n, d, e, w) = (3, 5, 2, 3);
+    let mut interp = repl();
+    let mut rng = Rng::new(24);
+    let a = random_tensor(&mut interp, &mut rng, "A", &[n, d]);
+    let bm = random_tensor(&mut interp, &mut rng, "B", &[n, e]);
+    let c = random_tensor(&mut interp, &mut rng, "C", &[w]);
+    // The joined index first on the left; C lacks n and broadcasts; 2.5 is one position.
+    exec(
+        &mut interp,
+        "Y[k, i] = concat(A[i, x], B[i, y], C[z], 2.5, B[i, 1])",
+    );
+    let width = d + e + w + 1 + 1;
+    let mut y = vec![0.0; width * n];
+    for i in 0..n {
+        let mut row: Vec<f64> = Vec::new();
+        row.extend((0..d).map(|x| a[i * d + x]));
+        row.extend((0..e).map(|x| bm[i * e + x]));
+        row.extend(c.iter().copied());
+        row.push(2.5);
+        row.push(bm[i * e + 1]);
+        for (k, v) in row.into_iter().enumerate() {
+            y[k * n + i] = v;
+        }
+    }
+    assert_close(&read(&mut interp, "Y", &[width, n]), &y);
+    // Slices are indices of their own: columns 1..4 then column 0.
+    exec(&mut interp, "S[i, k] = concat(A[i, 1:4], A[i, 0:1])");
+    let s: Vec<f64> = (0..n)
+        .flat_map(|i| [1, 2, 3, 0].map(|x| a[i * d + x]))
+        .collect();
+    assert_close(&read(&mut interp, "S", &[n, 4]), &s);
+    // Nothing is summed inside concat: a product keeps both indices (k = x*E + y).
+    exec(&mut interp, "P[i, k] = concat(A[i, x] B[i, y])");
+    let pr: Vec<f64> = (0..n)
+        .flat_map(|i| (0..d).flat_map(move |x| (0..e).map(move |yy| (i, x, yy))))
+        .map(|(i, x, yy)| a[i * d + x] * bm[i * e + yy])
+        .collect();
+    assert_close(&read(&mut interp, "P", &[n, d * e]), &pr);
+    // `+=` adds to the existing tensor.
+    exec(&mut interp, "P[i, k] += concat(A[i, x] B[i, y])");
+    let twice: Vec<f64> = pr.iter().map(|v| 2.0 * v).collect();
+    assert_close(&read(&mut interp, "P", &[n, d * e]), &twice);
+}
+
+#[test]
+fn concat_misuse_is_a_clear_error_at_its_place() {
+    let prelude = "let A = ones([2, 3])\nlet C = ones([4, 3])\n";
+    let cases = [
+        (
+            "Y[p, k] = concat(A[p, k], A[p, k])",
+            "every left-side index here appears in an argument",
+            "3:1",
+        ),
+        (
+            "Y[p, k, m] = concat(A[p, h])",
+            "several are unused here (`k`, `m`), so which one is ambiguous",
+            "3:1",
+        ),
+        (
+            "Y[p, k] max= concat(A[p, h])",
+            "`concat` keeps every index of its arguments, so `max=` has nothing to project; write `=`",
+            "3:14",
+        ),
+        (
+            "Y[p, k] = relu(concat(A[p, h]))",
+            "not supported yet: `concat` inside a larger expression of a tensor equation",
+            "3:16",
+        ),
+        (
+            "Y[p, k] = concat(A[p, h], C[p, h])",
+            "index `p` has size 2 in argument 1 of `concat` but size 4 in argument 2",
+            "3:27",
+        ),
+        (
+            "Y[p, k] = concat()",
+            "`concat` in a tensor equation needs at least one argument",
+            "3:11",
+        ),
+        (
+            "Y[p, 2*k] = concat(A[p, h])",
+            "not supported yet: constant indices, index arithmetic, slices or `.` marks on the left side of a `concat` equation",
+            "3:1",
+        ),
+        (
+            "Y[p, k] = concat(A[p, h], dim: 1)",
+            "`concat` in a tensor equation takes no named arguments",
+            "3:27",
+        ),
+    ];
+    for (line, needle, at) in cases {
+        common::assert_error(&format!("{prelude}{line}\n"), needle, at);
+    }
 }
 
 // ---- Top-level equation sets (fixed-point semantics) ----
