@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+
 use tl_interp::{Interpreter, Options, SharedBuffer, Value};
 
 const TOL: f64 = 1e-5;
@@ -1371,4 +1373,151 @@ fn equation_set_overflow_is_an_error() {
     exec(&mut interp, "let one = tensor([1.0, 2.0])");
     let msg = error(&mut interp, "X[i] = 2.0 * X[i] + one[i]");
     assert!(msg.contains("`X` became NaN or infinite in round"), "{msg}");
+}
+
+/// A random directed graph on `n` nodes (self-loops and cycles allowed), about `density` of the
+/// n^2 pairs being edges.
+fn random_graph(rng: &mut Rng, n: usize, density: f64) -> Vec<(usize, usize)> {
+    (0..n * n)
+        .filter(|_| (rng.next() + 1.0) / 2.0 < density)
+        .map(|k| (k / n, k % n))
+        .collect()
+}
+
+/// The pairs (x, z) with a non-empty path from x to z: a breadth-first search from every node.
+fn bfs_closure(n: usize, edges: &[(usize, usize)]) -> BTreeSet<(usize, usize)> {
+    let mut out = BTreeSet::new();
+    for start in 0..n {
+        let mut seen = vec![false; n];
+        let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+        queue.push_back(start);
+        while let Some(x) = queue.pop_front() {
+            for &(_, z) in edges.iter().filter(|e| e.0 == x) {
+                if !seen[z] {
+                    seen[z] = true;
+                    out.insert((start, z));
+                    queue.push_back(z);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Same generation over a parent relation, by naive iteration of sets of tuples:
+/// sg(x, y) if x and y share a parent, or their parents a and b are of the same generation.
+fn naive_same_generation(parent: &[(usize, usize)]) -> BTreeSet<(usize, usize)> {
+    let mut sg = BTreeSet::new();
+    loop {
+        let mut next = sg.clone();
+        for &(p, x) in parent {
+            for &(q, y) in parent {
+                if p == q || sg.contains(&(p, q)) {
+                    next.insert((x, y));
+                }
+            }
+        }
+        if next == sg {
+            return sg;
+        }
+        sg = next;
+    }
+}
+
+/// The 0/1 matrix `name` (n x n) of an interpreter, as the set of its 1 cells; every cell must
+/// be exactly 0 or 1.
+#[track_caller]
+fn boolean_matrix(interp: &mut Interpreter, name: &str, n: usize) -> BTreeSet<(usize, usize)> {
+    let cells = read(interp, name, &[n, n]);
+    assert!(
+        cells.iter().all(|&v| v == 0.0 || v == 1.0),
+        "`{name}` is not 0/1: {cells:?}"
+    );
+    (0..n * n)
+        .filter(|&k| cells[k] == 1.0)
+        .map(|k| (k / n, k % n))
+        .collect()
+}
+
+/// The answers of a two-variable query printed as a table (`X | Y` rows of `v<number>`).
+fn answer_pairs(table: &str) -> BTreeSet<(usize, usize)> {
+    let node = |c: &str| c.strip_prefix('v').and_then(|k| k.parse::<usize>().ok());
+    table
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            match cells.as_slice() {
+                [x, y] => Some((node(x)?, node(y)?)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// The closure of one random graph three ways that must agree exactly: a top-level tensor
+/// equation set iterated to its fixed point (`step` of a numeric join), the Datalog engine on the
+/// same rules (as `<-` rules and in the paper's equation form over relations, on tuples and on
+/// dense tensors), and a breadth-first search / naive set iteration written here.
+#[test]
+fn equation_set_closures_agree_with_datalog_and_plain_search() {
+    let graphs = [(7, 0.2), (12, 0.1), (19, 0.08), (13, 0.3), (16, 0.05)];
+    for (seed, &(n, density)) in graphs.iter().enumerate() {
+        let mut rng = Rng::new(100 + seed as u64);
+        let edges = random_graph(&mut rng, n, density);
+        let mut matrix = vec![0.0; n * n];
+        for &(x, z) in &edges {
+            matrix[x * n + z] = 1.0;
+        }
+        let facts: String = edges
+            .iter()
+            .map(|(x, z)| format!("Edge(v{x}, v{z})\n"))
+            .collect();
+        let program = format!(
+            "let E = tensor({})\n\
+             Reach[x, z] = step(E[x, z] + Reach[x, y] E[y, z])\n\
+             SG[x, y] = step(E[p, x] E[p, y] + E[a, x] SG[a, b] E[b, y])\n\
+             {facts}\
+             Path(X, Z) <- Edge(X, Z)\n\
+             Path(X, Z) <- Path(X, Y), Edge(Y, Z)\n\
+             PathEq(x, z) = step(Edge(x, z) + PathEq(x, y) Edge(y, z))\n\
+             Same(X, Y) <- Edge(P, X), Edge(P, Y)\n\
+             Same(X, Y) <- Edge(A, X), Same(A, B), Edge(B, Y)\n",
+            literal(&matrix, &[n, n])
+        );
+        let reach = bfs_closure(n, &edges);
+        let same = naive_same_generation(&edges);
+        assert!(
+            reach.len() > n / 2 && same.len() > n / 2,
+            "seed {seed}: a graph with something to find ({} edges)",
+            edges.len()
+        );
+        for mode in [tl_logic::TensorMode::Sparse, tl_logic::TensorMode::Dense] {
+            let dir = common::temp_dir("closure");
+            let path = common::write(&dir, "closure.tl", &program);
+            let out = SharedBuffer::new();
+            let mut interp = Interpreter::with_output(Options::default(), Box::new(out.clone()));
+            interp.set_logic_tensor_mode(mode);
+            if let Err(d) = interp.run_file(&path) {
+                panic!(
+                    "{}",
+                    d.iter()
+                        .map(|d| d.render(interp.sources()))
+                        .collect::<String>()
+                );
+            }
+            let context = format!("graph {seed} (n = {n}, {} edges), {mode:?}", edges.len());
+            assert_eq!(boolean_matrix(&mut interp, "Reach", n), reach, "{context}");
+            assert_eq!(boolean_matrix(&mut interp, "SG", n), same, "{context}");
+            for (goal, want) in [
+                ("Path(X, Y)", &reach),
+                ("PathEq(X, Y)", &reach),
+                ("Same(X, Y)", &same),
+            ] {
+                let before = out.contents().len();
+                exec(&mut interp, &format!("query {goal}"));
+                let table = out.contents()[before..].to_string();
+                assert_eq!(&answer_pairs(&table), want, "{context}: {goal}\n{table}");
+            }
+        }
+    }
 }
