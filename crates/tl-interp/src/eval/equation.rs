@@ -153,6 +153,14 @@ impl Interpreter {
                 base.span,
             ));
         };
+        if self.embedded_relation_shape(name).is_some() {
+            return Err(RuntimeError::new(
+                format!(
+                    "`{name}` is a relation with an embedding, which its tuples define: state facts `{name}(a, b)` or rules to change it, or give this tensor another name"
+                ),
+                base.span,
+            ));
+        }
         if let Some(args) = self.concat_call(value) {
             let existing = self.existing_left_side(name, op, base.span)?;
             let result =
@@ -850,6 +858,10 @@ impl Interpreter {
             let shape = match &base.kind {
                 ExprKind::Name(n) => match self.lookup_var(n) {
                     Some(Value::Tensor(t)) if t.rank() == indices.len() => t.shape().to_vec(),
+                    None => match self.embedded_relation_shape(n) {
+                        Some(shape) if shape.len() == indices.len() => shape,
+                        _ => continue,
+                    },
                     _ => continue,
                 },
                 // `model.w[..]`: the shape of the member (calls are not run twice; their
@@ -1281,12 +1293,16 @@ impl Interpreter {
         let tensor = match &base.kind {
             ExprKind::Name(n) => match self.lookup_var(n) {
                 Some(v) => v.clone(),
-                None => {
-                    return Err(RuntimeError::new(
-                        format!("unknown tensor `{n}` in a tensor equation"),
-                        base.span,
-                    ));
-                }
+                // `R[i, j]` of a relation declared with `embed`: its embedding now.
+                None => match self.relation_embedding(n, term.span)? {
+                    Some(t) => Value::Tensor(t),
+                    None => {
+                        return Err(RuntimeError::new(
+                            format!("unknown tensor `{n}` in a tensor equation"),
+                            base.span,
+                        ));
+                    }
+                },
             },
             _ if !self.mentions_index_var(base) => self.eval(base)?,
             _ => {
@@ -2130,17 +2146,24 @@ impl Interpreter {
         args: &[tl_syntax::ast::Arg],
         eq: &mut Equation,
     ) -> Result<Indexed> {
-        enum Col {
-            Var(String),
-            Fixed(String),
-        }
+        // The distinct variables, in order; each column is one of them or a fixed value.
+        let mut vars: Vec<String> = Vec::new();
         let mut cols = Vec::with_capacity(args.len());
         for a in args {
             let col = match &a.value.kind {
-                ExprKind::Name(n) if eq.domains.contains_key(n) => Col::Var(n.clone()),
+                ExprKind::Name(n) if eq.domains.contains_key(n) => {
+                    let slot = match vars.iter().position(|v| v == n) {
+                        Some(k) => k,
+                        None => {
+                            vars.push(n.clone());
+                            vars.len() - 1
+                        }
+                    };
+                    RelationColumn::Slot(slot)
+                }
                 ExprKind::Name(n) => match self.lookup_var(n) {
-                    Some(Value::Str(s)) => Col::Fixed(s.to_string()),
-                    Some(Value::Int(k)) => Col::Fixed(k.to_string()),
+                    Some(Value::Str(s)) => RelationColumn::Fixed(s.to_string()),
+                    Some(Value::Int(k)) => RelationColumn::Fixed(k.to_string()),
                     _ if eq.total_counts.get(n).copied().unwrap_or(0) > 1 || eq.lhs.contains(n) => {
                         return Err(RuntimeError::new(
                             format!(
@@ -2149,10 +2172,10 @@ impl Interpreter {
                             a.value.span,
                         ));
                     }
-                    _ => Col::Fixed(n.clone()),
+                    _ => RelationColumn::Fixed(n.clone()),
                 },
-                ExprKind::Str(s) => Col::Fixed(s.clone()),
-                ExprKind::Int(k) => Col::Fixed(k.to_string()),
+                ExprKind::Str(s) => RelationColumn::Fixed(s.clone()),
+                ExprKind::Int(k) => RelationColumn::Fixed(k.to_string()),
                 _ => {
                     return Err(RuntimeError::new(
                         "a relation atom in a tensor equation takes variables, symbols and ints",
@@ -2170,40 +2193,63 @@ impl Interpreter {
                 atom.span,
             ));
         }
-        // The distinct variables, their entity maps and sizes.
-        let mut vars: Vec<String> = Vec::new();
-        let mut maps: Vec<HashMap<String, usize>> = Vec::new();
-        for c in &cols {
-            if let Col::Var(v) = c
-                && !vars.contains(v)
-            {
-                let emb = eq.domains[v].clone();
-                let map = self.embedding_entities(&emb).unwrap_or_default();
-                self.note_size(v, map.len(), &emb, atom.span, eq)?;
-                vars.push(v.clone());
-                maps.push(map);
-            }
+        let mut maps: Vec<HashMap<String, usize>> = Vec::with_capacity(vars.len());
+        for v in &vars {
+            let emb = eq.domains[v].clone();
+            let map = self.embedding_entities(&emb).unwrap_or_default();
+            self.note_size(v, map.len(), &emb, atom.span, eq)?;
+            maps.push(map);
         }
+        let tensor = self.relation_indicator(rel, &cols, &maps, None, atom.span)?;
+        Ok(Indexed {
+            tensor,
+            indices: vars,
+        })
+    }
+
+    /// The 0/1 tensor of `rel`'s tuples (facts and derived: forward chaining runs first) over
+    /// the slots of `cols`: slot k ranges over the entities of `maps[k]` (its k-th dimension), a
+    /// fixed column keeps only the tuples with that value. A tuple whose slot value is not an
+    /// entity is left out, or, when `strict` names the embedding of each slot, an error.
+    pub(crate) fn relation_indicator(
+        &mut self,
+        rel: &str,
+        cols: &[RelationColumn],
+        maps: &[HashMap<String, usize>],
+        strict: Option<&[String]>,
+        span: Span,
+    ) -> Result<Tensor> {
         self.logic
             .run_forward()
-            .map_err(|e| RuntimeError::new(e.to_string(), atom.span))?;
+            .map_err(|e| RuntimeError::new(e.to_string(), span))?;
         let sizes: Vec<usize> = maps.iter().map(HashMap::len).collect();
         let mut data = vec![0.0f32; sizes.iter().product()];
         'tuples: for tuple in self.logic.tuples(rel) {
-            let mut at: Vec<Option<usize>> = vec![None; vars.len()];
+            let mut at: Vec<Option<usize>> = vec![None; maps.len()];
             for (c, v) in cols.iter().zip(tuple) {
                 let text = self.logic.render(v);
                 match c {
-                    Col::Fixed(s) if *s != text => continue 'tuples,
-                    Col::Fixed(_) => {}
-                    Col::Var(name) => {
-                        let k = vars.iter().position(|x| x == name).unwrap_or(0);
-                        let Some(&row) = maps[k].get(&text) else {
+                    RelationColumn::Fixed(s) if *s != text => continue 'tuples,
+                    RelationColumn::Fixed(_) => {}
+                    RelationColumn::Slot(k) => {
+                        let Some(&row) = maps[*k].get(&text) else {
+                            if let Some(embeddings) = strict {
+                                return Err(RuntimeError::new(
+                                    format!(
+                                        "`{rel}` holds a tuple with `{text}`, which is not an entity of the embedding `{}`",
+                                        embeddings[*k]
+                                    ),
+                                    span,
+                                )
+                                .with_note(
+                                    "an embedding's entities are those it lists, or with `entities: auto` the symbols stated before its first use",
+                                ));
+                            }
                             continue 'tuples;
                         };
-                        match at[k] {
+                        match at[*k] {
                             Some(prev) if prev != row => continue 'tuples,
-                            _ => at[k] = Some(row),
+                            _ => at[*k] = Some(row),
                         }
                     }
                 }
@@ -2214,14 +2260,17 @@ impl Interpreter {
             }
             data[flat] = 1.0;
         }
-        let tensor = Tensor::from_f32(data, &sizes)
+        Tensor::from_f32(data, &sizes)
             .and_then(|t| t.to_default_device())
-            .map_err(tensor_err(atom.span))?;
-        Ok(Indexed {
-            tensor,
-            indices: vars,
-        })
+            .map_err(tensor_err(span))
     }
+}
+
+/// One argument of a relation read as a tensor: a dimension (slot) of the result, or a fixed
+/// value that selects.
+pub(crate) enum RelationColumn {
+    Slot(usize),
+    Fixed(String),
 }
 
 /// `*t`, `*t+1`, `*t-1`.
