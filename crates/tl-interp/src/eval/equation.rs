@@ -379,7 +379,7 @@ impl Interpreter {
         };
         let others: Vec<String> = lhs.iter().filter(|ix| **ix != along).cloned().collect();
         // Each argument as a tensor over [its left-side indices..., its own indices...].
-        let mut pieces: Vec<(Indexed, usize, Span)> = Vec::with_capacity(args.len());
+        let mut pieces: Vec<ConcatPiece> = Vec::with_capacity(args.len());
         let mut other_sizes: HashMap<String, (usize, usize)> = HashMap::new();
         for (n, (a, vars)) in args.iter().zip(&arg_vars).enumerate() {
             let own: Vec<String> = vars.iter().filter(|v| !lhs.contains(v)).cloned().collect();
@@ -426,10 +426,11 @@ impl Interpreter {
                     }
                 }
             }
-            let mut width = 1;
+            // The own indices' sizes, in the order of first appearance (the layout along k).
+            let mut own_sizes = Vec::with_capacity(own.len());
             for v in &own {
                 match part.indices.iter().position(|ix| ix == v) {
-                    Some(dim) => width *= part.tensor.shape()[dim],
+                    Some(dim) => own_sizes.push(part.tensor.shape()[dim]),
                     None => {
                         return Err(RuntimeError::new(
                             format!(
@@ -440,7 +441,12 @@ impl Interpreter {
                     }
                 }
             }
-            pieces.push((part, width, a.span));
+            pieces.push(ConcatPiece {
+                part,
+                own,
+                own_sizes,
+                span: a.span,
+            });
         }
         let mut shape = Vec::with_capacity(others.len());
         for ix in &others {
@@ -463,19 +469,17 @@ impl Interpreter {
             shape.push(size);
         }
         let mut flat = Vec::with_capacity(pieces.len());
-        for (part, width, span) in pieces {
-            let own: Vec<String> = part
-                .indices
-                .iter()
-                .filter(|ix| !others.contains(ix))
-                .cloned()
-                .collect();
+        for ConcatPiece {
+            part,
+            own,
+            own_sizes,
+            span,
+        } in pieces
+        {
             let order: Vec<String> = others.iter().chain(&own).cloned().collect();
             let mut full: Vec<usize> = shape.clone();
-            full.extend(own.iter().map(|v| {
-                let dim = part.indices.iter().position(|ix| ix == v).unwrap_or(0);
-                part.tensor.shape()[dim]
-            }));
+            full.extend(&own_sizes);
+            let width: usize = own_sizes.iter().product();
             let mut flat_shape: Vec<isize> = shape.iter().map(|&s| s as isize).collect();
             flat_shape.push(width as isize);
             let piece = align_to(&part.tensor, &part.indices, &order, span)?
@@ -1567,6 +1571,15 @@ impl Interpreter {
 /// A left-side dimension with index arithmetic: its variables (consecutive in `Equation::lhs`)
 /// and the expression of them (`h*K + v`, `x/2`).
 type LhsExpr = (Vec<String>, IxExpr);
+
+/// One argument of `concat`: its value, its own indices (absent from the left side, in order of
+/// first appearance) with their sizes, and where it is written.
+struct ConcatPiece {
+    part: Indexed,
+    own: Vec<String>,
+    own_sizes: Vec<usize>,
+    span: Span,
+}
 
 /// How one dimension of a right-side term is indexed.
 enum TermDim {
