@@ -144,6 +144,8 @@ pub struct Interpreter {
     pub(crate) logic: tl_logic::Engine,
     /// Declared embedding spaces by name (`crate::eval::embedding`).
     pub(crate) embeddings: HashMap<String, crate::eval::embedding::EmbeddingSpace>,
+    /// Relations declared with `embed TYPE`: the embedding space of each column, in order.
+    pub(crate) embedded_relations: HashMap<String, Vec<String>>,
     /// Block scopes of the function now running (innermost last); empty at top level.
     pub(crate) scopes: Vec<Scope>,
     pub(crate) depth: usize,
@@ -174,6 +176,7 @@ impl Interpreter {
             learnable: Vec::new(),
             logic: tl_logic::Engine::new(),
             embeddings: HashMap::new(),
+            embedded_relations: HashMap::new(),
             scopes: Vec::new(),
             depth: 0,
             current_span: Span::default(),

@@ -543,12 +543,6 @@ fn unsupported_constructs_say_so() {
         "not supported yet: `*=` and `/=` in tensor equations",
         "3:3",
     );
-    // Logic runs (tests/logic.rs); `embed` on a relation is not supported yet (embedding spaces are).
-    assert_error(
-        "relation Parent(x, y) embed float32[4]\nParent(alice, bob)\n",
-        "not supported yet: relation embeddings",
-        "1:1",
-    );
 }
 
 #[test]

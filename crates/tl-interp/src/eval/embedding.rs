@@ -13,11 +13,17 @@
 //!   orthonormalises those rows (Gram-Schmidt; needs D >= the number of entities), so that
 //!   dot products are exactly 0 or 1; `zeros` starts at 0. Draws use the interpreter's generator,
 //!   so `seed(n)` before the declaration repeats them.
+//!
+//! `relation R(x: A, y: B) embed float32[Da, Db]` gives `R` an embedding: each column's type
+//! names an embedding space declared before (`embedding A { .. }`), the type's dimensions are
+//! those spaces' dimensions, and in a tensor equation `R[i, j]` (brackets) is
+//! `sum over R's tuples (x, y) of A[x, i] B[y, j]`, computed from the tuples R holds when the
+//! equation runs (facts and derived), so that new facts change it. `R(x, y)` stays the relation.
 
 use std::collections::HashMap;
 
 use tl_syntax::Span;
-use tl_syntax::ast::{EmbeddingDecl, Expr, ExprKind};
+use tl_syntax::ast::{Dim, EmbeddingDecl, Expr, ExprKind, RelationDecl, TensorType, TypeExpr};
 use tl_tensor::{DType, Tensor};
 
 use crate::error::{Result, RuntimeError};
@@ -196,6 +202,188 @@ impl Interpreter {
             }
         }
         out
+    }
+}
+
+impl Interpreter {
+    /// `relation R(x: A, ...) embed TYPE`: checks that each column's type names an embedding
+    /// space and that TYPE is float32 with those spaces' dimensions, and records the columns.
+    pub(crate) fn declare_relation_embedding(
+        &mut self,
+        decl: &RelationDecl,
+        ty: &TensorType,
+    ) -> Result<()> {
+        let rel = &decl.name;
+        match DType::from_name(&ty.dtype) {
+            Some(DType::F32) => {}
+            Some(_) => {
+                return Err(RuntimeError::new(
+                    format!(
+                        "the embedding of relation `{rel}` is a float32 tensor, not `{}`",
+                        ty.dtype
+                    ),
+                    ty.span,
+                ));
+            }
+            None => {
+                return Err(RuntimeError::new(
+                    format!("unknown dtype `{}`", ty.dtype),
+                    ty.span,
+                ));
+            }
+        }
+        if ty.dims.len() != decl.params.len() {
+            return Err(RuntimeError::new(
+                format!(
+                    "relation `{rel}` has {} arguments, so its embedding has one dimension per argument, but `{}` has {}",
+                    decl.params.len(),
+                    super::types::tensor_type_str(ty),
+                    ty.dims.len()
+                ),
+                ty.span,
+            ));
+        }
+        let mut columns = Vec::with_capacity(decl.params.len());
+        let mut named: HashMap<&str, (usize, &str)> = HashMap::new();
+        for (param, dim) in decl.params.iter().zip(&ty.dims) {
+            let space = match &param.ty {
+                Some(TypeExpr::Named(t)) if self.embeddings.contains_key(t) => t.clone(),
+                Some(TypeExpr::Named(t)) => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "relation `{rel}` has an embedding, so the type of `{}` must name an embedding space, but no `embedding {t} {{ .. }}` is declared before it",
+                            param.name
+                        ),
+                        param.span,
+                    )
+                    .with_note(format!(
+                        "declare `embedding {t} {{ entities: auto, dimension: D }}` before the relation"
+                    )));
+                }
+                _ => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "relation `{rel}` has an embedding, so `{}` needs a type naming an embedding space (as in `{}: Person` with `embedding Person {{ .. }}`)",
+                            param.name, param.name
+                        ),
+                        param.span,
+                    ));
+                }
+            };
+            let size = self.embeddings[&space].dimension;
+            // The size the type gives this column, and why (for the message).
+            let declared: Option<(usize, String)> = match dim {
+                Dim::Fixed(n) => Some((*n, format!("says {n} for `{}`", param.name))),
+                Dim::Named(n) => match self.lookup_var(n) {
+                    Some(Value::Int(k)) => Some((
+                        *k as usize,
+                        format!("says `{n}` = {k} for `{}`", param.name),
+                    )),
+                    _ => match named.get(n.as_str()) {
+                        Some(&(first, by)) => Some((
+                            first,
+                            format!(
+                                "says `{n}` for `{}`, and `{n}` is {first} for `{by}`",
+                                param.name
+                            ),
+                        )),
+                        None => {
+                            named.insert(n, (size, &param.name));
+                            None
+                        }
+                    },
+                },
+                Dim::Any => None,
+            };
+            if let Some((n, why)) = declared
+                && n != size
+            {
+                return Err(RuntimeError::new(
+                    format!(
+                        "the embedding `{}` of relation `{rel}` {why}, but the embedding space `{space}` of `{}` has dimension {size}",
+                        super::types::tensor_type_str(ty),
+                        param.name
+                    ),
+                    ty.span,
+                ));
+            }
+            columns.push(space);
+        }
+        self.embedded_relations.insert(rel.clone(), columns);
+        Ok(())
+    }
+
+    /// The columns' embedding spaces of `name` when it names a relation declared with `embed`
+    /// (and no variable hides it).
+    fn embedded_relation(&self, name: &str) -> Option<&Vec<String>> {
+        if self.lookup_var(name).is_some() {
+            return None;
+        }
+        self.embedded_relations.get(name)
+    }
+
+    /// The shape of the embedding of relation `name` (one embedding dimension per column).
+    pub(crate) fn embedded_relation_shape(&self, name: &str) -> Option<Vec<usize>> {
+        let columns = self.embedded_relation(name)?;
+        Some(
+            columns
+                .iter()
+                .map(|c| self.embeddings.get(c).map_or(0, |s| s.dimension))
+                .collect(),
+        )
+    }
+
+    /// The embedding of relation `name` now: the sum over its tuples of the outer product of
+    /// their entities' rows, as one einsum of the 0/1 tensor of its tuples with each column's
+    /// embedding. None when `name` is no embedded relation.
+    pub(crate) fn relation_embedding(&mut self, name: &str, span: Span) -> Result<Option<Tensor>> {
+        let Some(columns) = self.embedded_relation(name).cloned() else {
+            return Ok(None);
+        };
+        let mut maps = Vec::with_capacity(columns.len());
+        let mut tables = Vec::with_capacity(columns.len());
+        for c in &columns {
+            self.materialize_embedding(c, span)?;
+            maps.push(self.embedding_entities(c).unwrap_or_default());
+            match self.lookup_var(c) {
+                Some(Value::Tensor(t)) => tables.push(t.clone()),
+                _ => {
+                    return Err(RuntimeError::new(
+                        format!(
+                            "the embedding space `{c}` of relation `{name}` is no longer a tensor"
+                        ),
+                        span,
+                    ));
+                }
+            }
+        }
+        let slots: Vec<super::equation::RelationColumn> = (0..columns.len())
+            .map(super::equation::RelationColumn::Slot)
+            .collect();
+        let indicator = self.relation_indicator(name, &slots, &maps, Some(&columns), span)?;
+        // `ab,aA,bB->AB` for two columns: entities lower case, embedding dimensions upper case.
+        let lower: Vec<char> = ('a'..='z').take(columns.len()).collect();
+        let upper: Vec<char> = ('A'..='Z').take(columns.len()).collect();
+        if lower.len() < columns.len() {
+            return Err(RuntimeError::new(
+                format!("relation `{name}` has too many arguments for an embedding (at most 26)"),
+                span,
+            ));
+        }
+        let mut spec: String = lower.iter().collect();
+        for (l, u) in lower.iter().zip(&upper) {
+            spec.push(',');
+            spec.push(*l);
+            spec.push(*u);
+        }
+        spec.push_str("->");
+        spec.extend(upper.iter());
+        let mut operands = vec![&indicator];
+        operands.extend(tables.iter());
+        Tensor::einsum(&spec, &operands)
+            .and_then(|t| t.cast(DType::F32))
+            .map(Some)
+            .map_err(|e| RuntimeError::from(e).at(span))
     }
 }
 

@@ -43,6 +43,9 @@
 //! - **Slices** are anonymous indices: the k-th slice of every term and of the left side.
 //! - **`p'.`** marks the index softmax normalises over (or, with no softmax, the sum divides by).
 //! - **`*t`** runs the equation for each t with only the current value of the tensor kept.
+//! - **`Y[p, k] = concat(A[h, p, v], ...)`** (a whole right side): nothing is summed inside;
+//!   each argument's indices absent from the left are flattened row-major (order of first
+//!   appearance) along the one left-side index no argument uses, the arguments one after another.
 //! - **`sig(x / T)`** with T = 0 is `step(x)`.
 //!
 //! docs/language.md ("Tensor equations and logic") states these rules for users.
@@ -150,6 +153,20 @@ impl Interpreter {
                 base.span,
             ));
         };
+        if self.embedded_relation_shape(name).is_some() {
+            return Err(RuntimeError::new(
+                format!(
+                    "`{name}` is a relation with an embedding, which its tuples define: state facts `{name}(a, b)` or rules to change it, or give this tensor another name"
+                ),
+                base.span,
+            ));
+        }
+        if let Some(args) = self.concat_call(value) {
+            let existing = self.existing_left_side(name, op, base.span)?;
+            let result =
+                self.concat_equation(indices, target.span, op, value, args, existing.as_ref())?;
+            return self.assign_equation_result(name, op, result, existing, span);
+        }
         let (lhs, lhs_exprs, normalized) = self.lhs_indices(indices, target.span)?;
         let projection = match op {
             AssignOp::Assign | AssignOp::Bind | AssignOp::AddAssign | AssignOp::SubAssign => {
@@ -181,7 +198,15 @@ impl Interpreter {
         self.lhs_slice_lengths(indices, target.span, &mut eq)?;
         let top_sums = projection == ReduceOp::Sum;
         let rhs = self.eq_part(value, &mut eq, top_sums)?;
-        let existing = match self.lookup_var(name) {
+        let existing = self.existing_left_side(name, op, base.span)?;
+        let result = finish(rhs, &eq, name, existing.as_ref(), span)?;
+        self.assign_equation_result(name, op, result, existing, span)
+    }
+
+    /// The tensor the left side `name` holds now, if any; `+=` / `-=` on a name bound to
+    /// something that is not a tensor is an error.
+    fn existing_left_side(&self, name: &str, op: AssignOp, span: Span) -> Result<Option<Tensor>> {
+        Ok(match self.lookup_var(name) {
             Some(Value::Tensor(t)) => Some(t.clone()),
             Some(other) if matches!(op, AssignOp::AddAssign | AssignOp::SubAssign) => {
                 return Err(RuntimeError::new(
@@ -189,12 +214,23 @@ impl Interpreter {
                         "cannot add a tensor equation's result to `{name}`: it is {}, not a tensor",
                         super::stmt::describe_kind(other)
                     ),
-                    base.span,
+                    span,
                 ));
             }
             _ => None,
-        };
-        let result = finish(rhs, &eq, name, existing.as_ref(), span)?;
+        })
+    }
+
+    /// The left side's new value from an equation's result: the result itself for `=`,
+    /// `max=`, `avg=`; added to or subtracted from the existing tensor for `+=` / `-=`.
+    fn assign_equation_result(
+        &self,
+        name: &str,
+        op: AssignOp,
+        result: Tensor,
+        existing: Option<Tensor>,
+        span: Span,
+    ) -> Result<(String, Tensor)> {
         let new = match op {
             AssignOp::AddAssign | AssignOp::SubAssign => match existing {
                 Some(current) => {
@@ -223,7 +259,251 @@ impl Interpreter {
             },
             _ => result,
         };
-        Ok((name.clone(), new))
+        Ok((name.to_string(), new))
+    }
+
+    /// The arguments of `concat(...)` when it is a whole right side (and `concat` is not a
+    /// user's function).
+    fn concat_call<'e>(&self, value: &'e Expr) -> Option<&'e [tl_syntax::ast::Arg]> {
+        match &value.kind {
+            ExprKind::Call { callee, args } => match &callee.kind {
+                ExprKind::Name(n)
+                    if n == "concat"
+                        && !self.fns.contains_key(n)
+                        && self.lookup_var(n).is_none() =>
+                {
+                    Some(args)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// `Y[p, k] = concat(A[h, p, v], B[p, w], ...)`: the left side has exactly one index `k`
+    /// that no argument uses. Each argument is evaluated with nothing summed (as the right
+    /// side of an equation whose left side is the other left-side indices followed by the
+    /// argument's own indices that are not on the left, in order of first appearance); those
+    /// own indices are flattened row-major into one run of positions along `k` (`h*V + v`), and
+    /// the runs of the arguments follow each other along `k`, in argument order.
+    fn concat_equation(
+        &mut self,
+        indices: &[IndexArg],
+        lhs_span: Span,
+        op: AssignOp,
+        call: &Expr,
+        args: &[tl_syntax::ast::Arg],
+        existing: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let projecting = match op {
+            AssignOp::MaxAssign => "max=",
+            AssignOp::AvgAssign => "avg=",
+            AssignOp::MulAssign | AssignOp::DivAssign => {
+                return Err(unsupported("`*=` and `/=` in tensor equations", call.span));
+            }
+            AssignOp::Assign | AssignOp::Bind | AssignOp::AddAssign | AssignOp::SubAssign => "",
+        };
+        if !projecting.is_empty() {
+            return Err(RuntimeError::new(
+                format!(
+                    "`concat` keeps every index of its arguments, so `{projecting}` has nothing to project; write `=`"
+                ),
+                call.span,
+            ));
+        }
+        let mut lhs: Vec<String> = Vec::with_capacity(indices.len());
+        for ix in indices {
+            let var = match ix {
+                IndexArg::Expr(Expr {
+                    kind: ExprKind::Name(n),
+                    ..
+                }) if self.is_index_var_name(n) => n.clone(),
+                _ => {
+                    return Err(unsupported(
+                        "constant indices, index arithmetic, slices or `.` marks on the left side of a `concat` equation",
+                        lhs_span,
+                    ));
+                }
+            };
+            if lhs.contains(&var) {
+                return Err(RuntimeError::new(
+                    format!(
+                        "the index `{var}` appears twice on the left side of a tensor equation"
+                    ),
+                    lhs_span,
+                ));
+            }
+            lhs.push(var);
+        }
+        if args.is_empty() {
+            return Err(RuntimeError::new(
+                "`concat` in a tensor equation needs at least one argument, as in `Y[p, k] = concat(X[h, p, v])`",
+                call.span,
+            ));
+        }
+        let mut arg_vars = Vec::with_capacity(args.len());
+        for a in args {
+            if a.name.is_some() {
+                return Err(RuntimeError::new(
+                    "`concat` in a tensor equation takes no named arguments",
+                    a.span,
+                ));
+            }
+            arg_vars.push(self.ordered_index_vars(&a.value));
+        }
+        let unused: Vec<&String> = lhs
+            .iter()
+            .filter(|ix| arg_vars.iter().all(|vars| !vars.contains(ix)))
+            .collect();
+        let along = match unused.as_slice() {
+            [k] => (*k).clone(),
+            [] => {
+                return Err(RuntimeError::new(
+                    "`concat` lays its arguments side by side along the one left-side index that none of them uses, but every left-side index here appears in an argument",
+                    lhs_span,
+                )
+                .with_note(
+                    "write a new index on the left for the joined positions, as in `Merge[p, k] = concat(Attn[h, p, v])`",
+                ));
+            }
+            several => {
+                let names: Vec<String> = several.iter().map(|n| format!("`{n}`")).collect();
+                return Err(RuntimeError::new(
+                    format!(
+                        "`concat` lays its arguments side by side along the one left-side index that none of them uses, but several are unused here ({}), so which one is ambiguous",
+                        names.join(", ")
+                    ),
+                    lhs_span,
+                ));
+            }
+        };
+        let others: Vec<String> = lhs.iter().filter(|ix| **ix != along).cloned().collect();
+        // Each argument as a tensor over [its left-side indices..., its own indices...].
+        let mut pieces: Vec<ConcatPiece> = Vec::with_capacity(args.len());
+        let mut other_sizes: HashMap<String, (usize, usize)> = HashMap::new();
+        for (n, (a, vars)) in args.iter().zip(&arg_vars).enumerate() {
+            let own: Vec<String> = vars.iter().filter(|v| !lhs.contains(v)).cloned().collect();
+            let mut total_counts = HashMap::new();
+            self.count_index_vars(&a.value, &mut total_counts);
+            let mut eq = Equation {
+                lhs: others.iter().chain(&own).cloned().collect(),
+                lhs_exprs: vec![None; others.len() + own.len()],
+                normalized: None,
+                softmax_used: false,
+                domains: HashMap::new(),
+                total_counts,
+                sizes: HashMap::new(),
+                projection: ReduceOp::Sum,
+            };
+            self.index_sizes(&a.value, &[], None, &mut eq)?;
+            let part = match self.eq_part(&a.value, &mut eq, true)? {
+                Part::Indexed(x) => x,
+                Part::Scalar(x) => Indexed {
+                    tensor: Tensor::scalar(x, DType::F32)
+                        .to_default_device()
+                        .map_err(tensor_err(a.span))?,
+                    indices: Vec::new(),
+                },
+            };
+            for (ix, size) in part.indices.iter().zip(part.tensor.shape()) {
+                if !others.contains(ix) {
+                    continue;
+                }
+                match other_sizes.get(ix) {
+                    Some(&(known, first)) if known != *size => {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "index `{ix}` has size {known} in argument {} of `concat` but size {size} in argument {}",
+                                first + 1,
+                                n + 1
+                            ),
+                            a.span,
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        other_sizes.insert(ix.clone(), (*size, n));
+                    }
+                }
+            }
+            // The own indices' sizes, in the order of first appearance (the layout along k).
+            let mut own_sizes = Vec::with_capacity(own.len());
+            for v in &own {
+                match part.indices.iter().position(|ix| ix == v) {
+                    Some(dim) => own_sizes.push(part.tensor.shape()[dim]),
+                    None => {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "the size of index `{v}` in this argument of `concat` is unknown"
+                            ),
+                            a.span,
+                        ));
+                    }
+                }
+            }
+            pieces.push(ConcatPiece {
+                part,
+                own,
+                own_sizes,
+                span: a.span,
+            });
+        }
+        let mut shape = Vec::with_capacity(others.len());
+        for ix in &others {
+            let size = match other_sizes.get(ix) {
+                Some(&(size, _)) => size,
+                None => match existing {
+                    Some(t) if t.rank() == lhs.len() => {
+                        t.shape()[lhs.iter().position(|l| l == ix).unwrap_or(0)]
+                    }
+                    _ => {
+                        return Err(RuntimeError::new(
+                            format!(
+                                "index `{ix}` of the left side appears in no argument of `concat`, so its size is unknown"
+                            ),
+                            lhs_span,
+                        ));
+                    }
+                },
+            };
+            shape.push(size);
+        }
+        let mut flat = Vec::with_capacity(pieces.len());
+        for ConcatPiece {
+            part,
+            own,
+            own_sizes,
+            span,
+        } in pieces
+        {
+            let order: Vec<String> = others.iter().chain(&own).cloned().collect();
+            let mut full: Vec<usize> = shape.clone();
+            full.extend(&own_sizes);
+            let width: usize = own_sizes.iter().product();
+            let mut flat_shape: Vec<isize> = shape.iter().map(|&s| s as isize).collect();
+            flat_shape.push(width as isize);
+            let piece = align_to(&part.tensor, &part.indices, &order, span)?
+                .broadcast_to(&full)
+                .and_then(|t| t.contiguous())
+                .and_then(|t| t.reshape(&flat_shape))
+                .map_err(tensor_err(span))?;
+            flat.push(piece);
+        }
+        // The joined axis is last; move it to the position of `along` on the left side.
+        let joined = Tensor::concat(&flat, others.len() as isize).map_err(tensor_err(call.span))?;
+        let at = lhs.iter().position(|ix| *ix == along).unwrap_or(0);
+        let perm: Vec<isize> = (0..lhs.len())
+            .map(|pos| match pos.cmp(&at) {
+                std::cmp::Ordering::Less => pos as isize,
+                std::cmp::Ordering::Equal => others.len() as isize,
+                std::cmp::Ordering::Greater => pos as isize - 1,
+            })
+            .collect();
+        joined
+            .permute(&perm)
+            .and_then(|t| t.contiguous())
+            .and_then(|t| t.cast(DType::F32))
+            .map_err(tensor_err(call.span))
     }
 
     /// The left side's index variables (one per dimension, distinct), the index expression of
@@ -444,6 +724,22 @@ impl Interpreter {
     /// Counts the occurrences of index variables in the terms of `e` (bare, inside index
     /// arithmetic, the anonymous index of each slice, and the arguments of relation atoms).
     fn count_index_vars(&self, e: &Expr, counts: &mut HashMap<String, usize>) {
+        self.visit_index_vars(e, &mut |n| *counts.entry(n.to_string()).or_insert(0) += 1);
+    }
+
+    /// The distinct index variables of `e`'s terms, in order of first appearance.
+    fn ordered_index_vars(&self, e: &Expr) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        self.visit_index_vars(e, &mut |n| {
+            if !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        });
+        out
+    }
+
+    /// Calls `f` on every occurrence of an index variable in the terms of `e`, left to right.
+    fn visit_index_vars(&self, e: &Expr, f: &mut dyn FnMut(&str)) {
         match &e.kind {
             ExprKind::Index { indices, .. } => {
                 let mut slices = 0;
@@ -452,38 +748,36 @@ impl Interpreter {
                         IndexArg::Expr(ixe) => {
                             let mut names = Vec::new();
                             self.index_names(ixe, &mut names);
-                            for n in names {
-                                *counts.entry(n).or_insert(0) += 1;
+                            for n in &names {
+                                f(n);
                             }
                         }
                         IndexArg::Slice { .. } => {
-                            *counts.entry(format!(":{slices}")).or_insert(0) += 1;
+                            f(&format!(":{slices}"));
                             slices += 1;
                         }
-                        IndexArg::Normalized(n) | IndexArg::Virtual(n, _) => {
-                            *counts.entry(n.clone()).or_insert(0) += 1;
-                        }
+                        IndexArg::Normalized(n) | IndexArg::Virtual(n, _) => f(n),
                     }
                 }
             }
             ExprKind::Binary { lhs, rhs, .. } => {
-                self.count_index_vars(lhs, counts);
-                self.count_index_vars(rhs, counts);
+                self.visit_index_vars(lhs, f);
+                self.visit_index_vars(rhs, f);
             }
-            ExprKind::Unary { expr, .. } => self.count_index_vars(expr, counts),
+            ExprKind::Unary { expr, .. } => self.visit_index_vars(expr, f),
             ExprKind::Call { callee, args } => {
                 if self.relation_callee(callee).is_some() {
                     for a in args {
                         if let ExprKind::Name(n) = &a.value.kind
                             && !self.is_bound_name(n)
                         {
-                            *counts.entry(n.clone()).or_insert(0) += 1;
+                            f(n);
                         }
                     }
                     return;
                 }
                 for a in args {
-                    self.count_index_vars(&a.value, counts);
+                    self.visit_index_vars(&a.value, f);
                 }
             }
             _ => {}
@@ -568,6 +862,10 @@ impl Interpreter {
             let shape = match &base.kind {
                 ExprKind::Name(n) => match self.lookup_var(n) {
                     Some(Value::Tensor(t)) if t.rank() == indices.len() => t.shape().to_vec(),
+                    None => match self.embedded_relation_shape(n) {
+                        Some(shape) if shape.len() == indices.len() => shape,
+                        _ => continue,
+                    },
                     _ => continue,
                 },
                 // `model.w[..]`: the shape of the member (calls are not run twice; their
@@ -771,7 +1069,7 @@ impl Interpreter {
         let user_defined = self.fns.contains_key(fname) || self.lookup_var(fname).is_some();
         if fname == "concat" && !user_defined {
             return Err(unsupported(
-                "`concat` as a function in a tensor equation; write the concatenation as left-side index arithmetic instead: `Y[p, h*K + v] = X[h, p, v]` puts the K-wide blocks of the heads h side by side",
+                "`concat` inside a larger expression of a tensor equation; give it an equation of its own (`M[p, k] = concat(A[h, p, v])`) and use `M`, or write the concatenation as left-side index arithmetic (`M[p, h*V + v] = A[h, p, v]`)",
                 callee.span,
             ));
         }
@@ -999,12 +1297,16 @@ impl Interpreter {
         let tensor = match &base.kind {
             ExprKind::Name(n) => match self.lookup_var(n) {
                 Some(v) => v.clone(),
-                None => {
-                    return Err(RuntimeError::new(
-                        format!("unknown tensor `{n}` in a tensor equation"),
-                        base.span,
-                    ));
-                }
+                // `R[i, j]` of a relation declared with `embed`: its embedding now.
+                None => match self.relation_embedding(n, term.span)? {
+                    Some(t) => Value::Tensor(t),
+                    None => {
+                        return Err(RuntimeError::new(
+                            format!("unknown tensor `{n}` in a tensor equation"),
+                            base.span,
+                        ));
+                    }
+                },
             },
             _ if !self.mentions_index_var(base) => self.eval(base)?,
             _ => {
@@ -1269,6 +1571,15 @@ impl Interpreter {
 /// A left-side dimension with index arithmetic: its variables (consecutive in `Equation::lhs`)
 /// and the expression of them (`h*K + v`, `x/2`).
 type LhsExpr = (Vec<String>, IxExpr);
+
+/// One argument of `concat`: its value, its own indices (absent from the left side, in order of
+/// first appearance) with their sizes, and where it is written.
+struct ConcatPiece {
+    part: Indexed,
+    own: Vec<String>,
+    own_sizes: Vec<usize>,
+    span: Span,
+}
 
 /// How one dimension of a right-side term is indexed.
 enum TermDim {
@@ -1848,17 +2159,24 @@ impl Interpreter {
         args: &[tl_syntax::ast::Arg],
         eq: &mut Equation,
     ) -> Result<Indexed> {
-        enum Col {
-            Var(String),
-            Fixed(String),
-        }
+        // The distinct variables, in order; each column is one of them or a fixed value.
+        let mut vars: Vec<String> = Vec::new();
         let mut cols = Vec::with_capacity(args.len());
         for a in args {
             let col = match &a.value.kind {
-                ExprKind::Name(n) if eq.domains.contains_key(n) => Col::Var(n.clone()),
+                ExprKind::Name(n) if eq.domains.contains_key(n) => {
+                    let slot = match vars.iter().position(|v| v == n) {
+                        Some(k) => k,
+                        None => {
+                            vars.push(n.clone());
+                            vars.len() - 1
+                        }
+                    };
+                    RelationColumn::Slot(slot)
+                }
                 ExprKind::Name(n) => match self.lookup_var(n) {
-                    Some(Value::Str(s)) => Col::Fixed(s.to_string()),
-                    Some(Value::Int(k)) => Col::Fixed(k.to_string()),
+                    Some(Value::Str(s)) => RelationColumn::Fixed(s.to_string()),
+                    Some(Value::Int(k)) => RelationColumn::Fixed(k.to_string()),
                     _ if eq.total_counts.get(n).copied().unwrap_or(0) > 1 || eq.lhs.contains(n) => {
                         return Err(RuntimeError::new(
                             format!(
@@ -1867,10 +2185,10 @@ impl Interpreter {
                             a.value.span,
                         ));
                     }
-                    _ => Col::Fixed(n.clone()),
+                    _ => RelationColumn::Fixed(n.clone()),
                 },
-                ExprKind::Str(s) => Col::Fixed(s.clone()),
-                ExprKind::Int(k) => Col::Fixed(k.to_string()),
+                ExprKind::Str(s) => RelationColumn::Fixed(s.clone()),
+                ExprKind::Int(k) => RelationColumn::Fixed(k.to_string()),
                 _ => {
                     return Err(RuntimeError::new(
                         "a relation atom in a tensor equation takes variables, symbols and ints",
@@ -1888,40 +2206,63 @@ impl Interpreter {
                 atom.span,
             ));
         }
-        // The distinct variables, their entity maps and sizes.
-        let mut vars: Vec<String> = Vec::new();
-        let mut maps: Vec<HashMap<String, usize>> = Vec::new();
-        for c in &cols {
-            if let Col::Var(v) = c
-                && !vars.contains(v)
-            {
-                let emb = eq.domains[v].clone();
-                let map = self.embedding_entities(&emb).unwrap_or_default();
-                self.note_size(v, map.len(), &emb, atom.span, eq)?;
-                vars.push(v.clone());
-                maps.push(map);
-            }
+        let mut maps: Vec<HashMap<String, usize>> = Vec::with_capacity(vars.len());
+        for v in &vars {
+            let emb = eq.domains[v].clone();
+            let map = self.embedding_entities(&emb).unwrap_or_default();
+            self.note_size(v, map.len(), &emb, atom.span, eq)?;
+            maps.push(map);
         }
+        let tensor = self.relation_indicator(rel, &cols, &maps, None, atom.span)?;
+        Ok(Indexed {
+            tensor,
+            indices: vars,
+        })
+    }
+
+    /// The 0/1 tensor of `rel`'s tuples (facts and derived: forward chaining runs first) over
+    /// the slots of `cols`: slot k ranges over the entities of `maps[k]` (its k-th dimension), a
+    /// fixed column keeps only the tuples with that value. A tuple whose slot value is not an
+    /// entity is left out, or, when `strict` names the embedding of each slot, an error.
+    pub(crate) fn relation_indicator(
+        &mut self,
+        rel: &str,
+        cols: &[RelationColumn],
+        maps: &[HashMap<String, usize>],
+        strict: Option<&[String]>,
+        span: Span,
+    ) -> Result<Tensor> {
         self.logic
             .run_forward()
-            .map_err(|e| RuntimeError::new(e.to_string(), atom.span))?;
+            .map_err(|e| RuntimeError::new(e.to_string(), span))?;
         let sizes: Vec<usize> = maps.iter().map(HashMap::len).collect();
         let mut data = vec![0.0f32; sizes.iter().product()];
         'tuples: for tuple in self.logic.tuples(rel) {
-            let mut at: Vec<Option<usize>> = vec![None; vars.len()];
+            let mut at: Vec<Option<usize>> = vec![None; maps.len()];
             for (c, v) in cols.iter().zip(tuple) {
                 let text = self.logic.render(v);
                 match c {
-                    Col::Fixed(s) if *s != text => continue 'tuples,
-                    Col::Fixed(_) => {}
-                    Col::Var(name) => {
-                        let k = vars.iter().position(|x| x == name).unwrap_or(0);
-                        let Some(&row) = maps[k].get(&text) else {
+                    RelationColumn::Fixed(s) if *s != text => continue 'tuples,
+                    RelationColumn::Fixed(_) => {}
+                    RelationColumn::Slot(k) => {
+                        let Some(&row) = maps[*k].get(&text) else {
+                            if let Some(embeddings) = strict {
+                                return Err(RuntimeError::new(
+                                    format!(
+                                        "`{rel}` holds a tuple with `{text}`, which is not an entity of the embedding `{}`",
+                                        embeddings[*k]
+                                    ),
+                                    span,
+                                )
+                                .with_note(
+                                    "an embedding's entities are those it lists, or with `entities: auto` the symbols stated before its first use",
+                                ));
+                            }
                             continue 'tuples;
                         };
-                        match at[k] {
+                        match at[*k] {
                             Some(prev) if prev != row => continue 'tuples,
-                            _ => at[k] = Some(row),
+                            _ => at[*k] = Some(row),
                         }
                     }
                 }
@@ -1932,14 +2273,17 @@ impl Interpreter {
             }
             data[flat] = 1.0;
         }
-        let tensor = Tensor::from_f32(data, &sizes)
+        Tensor::from_f32(data, &sizes)
             .and_then(|t| t.to_default_device())
-            .map_err(tensor_err(atom.span))?;
-        Ok(Indexed {
-            tensor,
-            indices: vars,
-        })
+            .map_err(tensor_err(span))
     }
+}
+
+/// One argument of a relation read as a tensor: a dimension (slot) of the result, or a fixed
+/// value that selects.
+pub(crate) enum RelationColumn {
+    Slot(usize),
+    Fixed(String),
 }
 
 /// `*t`, `*t+1`, `*t-1`.

@@ -328,6 +328,7 @@ impl Interpreter {
                 } else {
                     match self.lookup_var(b) {
                         Some(Value::Tensor(t)) => Some(t.shape().to_vec()),
+                        None => self.embedded_relation_shape(b),
                         _ => None,
                     }
                 };

@@ -231,11 +231,8 @@ impl Interpreter {
 
     /// `relation Name(x: T, ...)`.
     pub(crate) fn exec_relation_decl(&mut self, decl: &RelationDecl, span: Span) -> Result<()> {
-        if decl.embed.is_some() {
-            return Err(RuntimeError::new(
-                "not supported yet: relation embeddings (`embed`)",
-                span,
-            ));
+        if let Some(ty) = &decl.embed {
+            self.declare_relation_embedding(decl, ty)?;
         }
         self.relations.insert(decl.name.clone());
         let types = column_types(decl);
