@@ -10,6 +10,7 @@
 //! [`MAX_ROUNDS`] rounds it is an error at the group's first equation.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use tl_syntax::Span;
 use tl_syntax::ast::{AssignOp, Expr, ExprKind, IndexArg, Stmt, StmtKind};
@@ -66,14 +67,17 @@ impl Interpreter {
         let StmtKind::Assign { target, op, value } = &stmt.kind else {
             return None;
         };
-        let ExprKind::Index { base, indices } = &target.kind else {
-            return None;
-        };
-        let ExprKind::Name(name) = &base.kind else {
-            return None;
+        // `Y[i] = ...`, or `Loss = (Y[n] - T[n]) ** 2` (a left side without indices).
+        let (name, indexed) = match &target.kind {
+            ExprKind::Index { base, indices } => match &base.kind {
+                ExprKind::Name(name) => (name, self.equation_kind(indices).is_some()),
+                _ => return None,
+            },
+            ExprKind::Name(name) => (name, self.reads_index_variable(value)),
+            _ => return None,
         };
         let is_equation = match op {
-            AssignOp::Assign | AssignOp::Bind => self.equation_kind(indices).is_some(),
+            AssignOp::Assign | AssignOp::Bind => indexed,
             AssignOp::MaxAssign | AssignOp::AvgAssign => true,
             _ => false,
         };
@@ -90,6 +94,44 @@ impl Interpreter {
             value,
             span: stmt.span,
         })
+    }
+
+    /// The top-level equation sets run so far that depend on one of `roots` (the learnable
+    /// tensors), directly or through the left sides of earlier such sets, in order: what
+    /// `learn` re-runs every epoch so that the equations hold for the current parameters.
+    pub(crate) fn dependent_equation_sets(&self, roots: &[String]) -> Vec<Rc<[Stmt]>> {
+        let mut dirty: HashSet<String> = roots.iter().cloned().collect();
+        let mut out = Vec::new();
+        for set in &self.equation_sets {
+            let eqs: Vec<SetEquation> = set.iter().filter_map(|s| self.set_equation(s)).collect();
+            let depends = eqs.iter().any(|eq| {
+                let mut reads = HashSet::new();
+                read_names(eq.value, &mut reads);
+                !reads.is_disjoint(&dirty)
+            });
+            if depends {
+                dirty.extend(eqs.iter().map(|eq| eq.name.clone()));
+                out.push(set.clone());
+            }
+        }
+        out
+    }
+
+    /// Runs a recorded top-level equation set again, from the current bindings.
+    pub(crate) fn rerun_equation_set(&mut self, stmts: &[Stmt]) -> Result<()> {
+        let mut eqs = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            match self.set_equation(stmt) {
+                Some(eq) => eqs.push(eq),
+                None => {
+                    return Err(RuntimeError::new(
+                        "learn: cannot run this equation again: one of its index names is now bound to a value",
+                        stmt.span,
+                    ));
+                }
+            }
+        }
+        self.run_equation_set(&eqs)
     }
 
     /// Runs an equation set to its fixed point (see the module documentation).
@@ -215,6 +257,8 @@ impl Interpreter {
                         span,
                     ));
                 }
+                // The convergence test is bookkeeping: nothing of it belongs to a gradient.
+                let no_grad = tl_tensor::autograd::no_grad();
                 let max_abs = |t: &Tensor| {
                     t.unary(TUnary::Abs)
                         .and_then(|d| d.reduce(ReduceOp::Max, None, false))
@@ -236,6 +280,7 @@ impl Interpreter {
                         span,
                     ));
                 }
+                drop(no_grad);
                 converged &= diff <= TOLERANCE * scale.max(1.0);
                 change = change.max(diff);
                 self.bind_or_rebind(m, Value::Tensor(new));

@@ -149,6 +149,12 @@ impl Interpreter {
             ExprKind::Index { indices, .. } if self.equation_kind(indices).is_some() => {
                 return self.exec_equation(target, op, value, span);
             }
+            ExprKind::Name(_)
+                if matches!(op, AssignOp::Assign | AssignOp::Bind)
+                    && self.reads_index_variable(value) =>
+            {
+                return self.exec_equation(target, op, value, span);
+            }
             _ => {}
         }
         let compound = match op {
@@ -255,6 +261,28 @@ impl Interpreter {
             }
         }
         None
+    }
+
+    /// True when a right side indexes a tensor with an index variable (`Y[n]` with `n` bound
+    /// to nothing): `Loss = (Y[n] - T[n]) ** 2` is then a tensor equation whose left side has
+    /// no indices (every index is summed), not an assignment.
+    pub(crate) fn reads_index_variable(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Index { base, indices } => {
+                self.reads_index_variable(base)
+                    || self.equation_kind(indices).is_some()
+                    || indices.iter().any(|ix| match ix {
+                        IndexArg::Expr(ixe) => self.reads_index_variable(ixe),
+                        _ => false,
+                    })
+            }
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.reads_index_variable(lhs) || self.reads_index_variable(rhs)
+            }
+            ExprKind::Unary { expr, .. } => self.reads_index_variable(expr),
+            ExprKind::Call { args, .. } => args.iter().any(|a| self.reads_index_variable(&a.value)),
+            _ => false,
+        }
     }
 
     fn has_unbound_name(&self, e: &Expr) -> bool {
@@ -468,7 +496,8 @@ impl Interpreter {
     }
 
     /// `tensor W: float32[3, 4] = e`: evaluates, checks the type, binds globally. Without a
-    /// value the tensor starts as zeros (its shape must then be fixed).
+    /// value the tensor starts as zeros (its shape must then be fixed) and, when it is a float
+    /// tensor and not `frozen`, is learnable.
     pub(crate) fn exec_tensor_decl(&mut self, decl: &TensorDecl, span: Span) -> Result<()> {
         self.counters.statements += 1;
         self.current_span = span;
@@ -500,7 +529,12 @@ impl Interpreter {
         let what = format!("tensor `{}`", decl.name);
         let value = self.check_type(value, &ty, &mut HashMap::new(), &what, span)?;
         self.learnable.retain(|n| n != &decl.name);
-        if decl.role == Some(tl_syntax::ast::TensorRole::Learnable) {
+        // Paper section 3.3: a float tensor not given as data (declared without a value) is a
+        // parameter, learnable unless `frozen`.
+        let parameter = decl.init.is_none()
+            && decl.role.is_none()
+            && matches!(&value, Value::Tensor(t) if t.dtype().is_float());
+        if parameter || decl.role == Some(tl_syntax::ast::TensorRole::Learnable) {
             match &value {
                 Value::Tensor(t) if t.dtype().is_float() => self.learnable.push(decl.name.clone()),
                 _ => {
