@@ -143,6 +143,9 @@ pub struct Interpreter {
     /// The top-level equation sets run so far, in order: `learn` re-runs those that depend on
     /// a learnable tensor every epoch (`crate::eval::learn`).
     pub(crate) equation_sets: Vec<Rc<[tl_syntax::ast::Stmt]>>,
+    /// Top-level equations run once as statements (`+=`, `*t`): their left side, the names
+    /// they read and where they are; `learn` refuses to differentiate through them.
+    pub(crate) statement_equations: Vec<crate::eval::StatementEquation>,
     /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
     pub(crate) logic: tl_logic::Engine,
     /// Declared embedding spaces by name (`crate::eval::embedding`).
@@ -176,6 +179,7 @@ impl Interpreter {
             relations: HashSet::new(),
             learnable: Vec::new(),
             equation_sets: Vec::new(),
+            statement_equations: Vec::new(),
             logic: tl_logic::Engine::new(),
             embeddings: HashMap::new(),
             scopes: Vec::new(),
@@ -487,6 +491,9 @@ impl Interpreter {
                 self.equation_sets.push(stmts);
                 last = None;
                 continue;
+            }
+            if let TopItem::Stmt(stmt) = &program.items[i] {
+                self.note_statement_equation(stmt);
             }
             last = self.run_top_item(&program.items[i])?;
             i += 1;

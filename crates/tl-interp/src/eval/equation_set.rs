@@ -35,6 +35,13 @@ pub(crate) struct SetEquation<'a> {
     span: Span,
 }
 
+/// A top-level tensor equation that runs once, as a statement (`+=`, `-=`, `*t`).
+pub(crate) struct StatementEquation {
+    name: String,
+    reads: HashSet<String>,
+    span: Span,
+}
+
 fn tensor_err(span: Span) -> impl Fn(tl_tensor::TensorError) -> RuntimeError {
     move |e| RuntimeError::from(e).at(span)
 }
@@ -115,6 +122,61 @@ impl Interpreter {
             }
         }
         out
+    }
+
+    /// Remembers a top-level tensor equation that is not part of an equation set (it runs once,
+    /// as a statement), so that `learn` can refuse to differentiate through it.
+    pub(crate) fn note_statement_equation(&mut self, stmt: &Stmt) {
+        let StmtKind::Assign { target, op, value } = &stmt.kind else {
+            return;
+        };
+        let ExprKind::Index { base, indices } = &target.kind else {
+            return;
+        };
+        let ExprKind::Name(name) = &base.kind else {
+            return;
+        };
+        let is_equation = self.equation_kind(indices).is_some()
+            || super::equation::has_virtual(value)
+            || matches!(op, AssignOp::MaxAssign | AssignOp::AvgAssign);
+        if !is_equation || self.set_equation(stmt).is_some() {
+            return;
+        }
+        let mut reads = HashSet::new();
+        read_names(value, &mut reads);
+        self.statement_equations.push(StatementEquation {
+            name: name.clone(),
+            reads,
+            span: stmt.span,
+        });
+    }
+
+    /// Fails on the first top-level equation run once as a statement (`+=`, `*t`) that reads a
+    /// learnable tensor or a result computed from one: no gradient would flow through it.
+    pub(crate) fn refuse_statement_equations(&self, roots: &[String]) -> Result<()> {
+        let mut dirty: HashSet<String> = roots.iter().cloned().collect();
+        for set in self.dependent_equation_sets(roots) {
+            dirty.extend(
+                set.iter()
+                    .filter_map(|s| self.set_equation(s))
+                    .map(|eq| eq.name),
+            );
+        }
+        for eq in &self.statement_equations {
+            if !eq.reads.is_disjoint(&dirty) {
+                return Err(RuntimeError::new(
+                    format!(
+                        "not supported yet: learning through this equation for `{}`: a top-level `+=`, `-=` or `*t` equation runs once, as a statement, so no gradient flows through it",
+                        eq.name
+                    ),
+                    eq.span,
+                )
+                .with_note(
+                    "write it inside the learn block (it then runs every epoch), or after the learn block",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Runs a recorded top-level equation set again, from the current bindings.

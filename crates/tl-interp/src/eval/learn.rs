@@ -257,6 +257,7 @@ impl Interpreter {
                 span,
             ));
         }
+        self.refuse_statement_equations(&names)?;
         let sets = self.dependent_equation_sets(&names);
         let every = log_every.unwrap_or((epochs / 10).max(1));
         let started = Instant::now();
