@@ -265,22 +265,7 @@ impl Resolver<'_> {
 
     /// True when a right side indexes a tensor with an unbound name (an index variable).
     fn reads_index_variable(&self, e: &Expr) -> bool {
-        match &e.kind {
-            ExprKind::Index { base, indices } => {
-                self.reads_index_variable(base)
-                    || self.is_equation_index(indices)
-                    || indices.iter().any(|ix| match ix {
-                        IndexArg::Expr(ixe) => self.reads_index_variable(ixe),
-                        _ => false,
-                    })
-            }
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.reads_index_variable(lhs) || self.reads_index_variable(rhs)
-            }
-            ExprKind::Unary { expr, .. } => self.reads_index_variable(expr),
-            ExprKind::Call { args, .. } => args.iter().any(|a| self.reads_index_variable(&a.value)),
-            _ => false,
-        }
+        crate::eval::indexes_with_variable(e, &|indices| self.is_equation_index(indices))
     }
 
     fn has_unbound(&self, e: &Expr) -> bool {

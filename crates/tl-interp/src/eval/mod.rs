@@ -17,6 +17,7 @@ mod stmt;
 mod types;
 
 pub(crate) use expr::cast;
+pub(crate) use stmt::indexes_with_variable;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

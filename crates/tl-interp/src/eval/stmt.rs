@@ -267,22 +267,7 @@ impl Interpreter {
     /// to nothing): `Loss = (Y[n] - T[n]) ** 2` is then a tensor equation whose left side has
     /// no indices (every index is summed), not an assignment.
     pub(crate) fn reads_index_variable(&self, e: &Expr) -> bool {
-        match &e.kind {
-            ExprKind::Index { base, indices } => {
-                self.reads_index_variable(base)
-                    || self.equation_kind(indices).is_some()
-                    || indices.iter().any(|ix| match ix {
-                        IndexArg::Expr(ixe) => self.reads_index_variable(ixe),
-                        _ => false,
-                    })
-            }
-            ExprKind::Binary { lhs, rhs, .. } => {
-                self.reads_index_variable(lhs) || self.reads_index_variable(rhs)
-            }
-            ExprKind::Unary { expr, .. } => self.reads_index_variable(expr),
-            ExprKind::Call { args, .. } => args.iter().any(|a| self.reads_index_variable(&a.value)),
-            _ => false,
-        }
+        indexes_with_variable(e, &|indices| self.equation_kind(indices).is_some())
     }
 
     fn has_unbound_name(&self, e: &Expr) -> bool {
@@ -559,4 +544,28 @@ pub(crate) fn describe_kind(v: &Value) -> String {
         "a"
     };
     format!("{article} {name}")
+}
+
+/// True when `e` indexes something with indices that `is_equation_index` calls an equation's
+/// (an index variable): shared by the interpreter and `tl check`, which know bound names
+/// differently.
+pub(crate) fn indexes_with_variable(
+    e: &Expr,
+    is_equation_index: &dyn Fn(&[IndexArg]) -> bool,
+) -> bool {
+    let recurse = |e: &Expr| indexes_with_variable(e, is_equation_index);
+    match &e.kind {
+        ExprKind::Index { base, indices } => {
+            recurse(base)
+                || is_equation_index(indices)
+                || indices.iter().any(|ix| match ix {
+                    IndexArg::Expr(ixe) => recurse(ixe),
+                    _ => false,
+                })
+        }
+        ExprKind::Binary { lhs, rhs, .. } => recurse(lhs) || recurse(rhs),
+        ExprKind::Unary { expr, .. } => recurse(expr),
+        ExprKind::Call { args, .. } => args.iter().any(|a| recurse(&a.value)),
+        _ => false,
+    }
 }
