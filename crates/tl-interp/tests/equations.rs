@@ -307,6 +307,43 @@ fn max_and_avg_projections() {
     assert_close(&read(&mut interp, "V", &[n, p]), &pavg);
 }
 
+/// A bare name on the left (`S = A[i, j] B[j]`) is an equation with no left-side indices:
+/// every index is projected away (sum, max, mean), giving a tensor of shape []; the same
+/// inside a function body. A bare name whose right side has no index variable is still an
+/// ordinary assignment.
+#[test]
+fn bare_left_side_projects_every_index() {
+    let (n, m) = (3, 4);
+    let mut interp = repl();
+    let mut rng = Rng::new(30);
+    let a = random_tensor(&mut interp, &mut rng, "A", &[n, m]);
+    let b = random_tensor(&mut interp, &mut rng, "B", &[m]);
+    exec(&mut interp, "S = A[i, j] B[j]");
+    let total: f64 = (0..n)
+        .map(|i| (0..m).map(|j| a[i * m + j] * b[j]).sum::<f64>())
+        .sum();
+    assert_close(&read(&mut interp, "S", &[]), &[total]);
+    // `i` occurs only in the product `A[i, j]`, so it is summed there (the usual rule).
+    exec(&mut interp, "Q = (A[i, j] - B[j]) ** 2");
+    let sq: f64 = (0..m)
+        .map(|j| ((0..n).map(|i| a[i * m + j]).sum::<f64>() - b[j]).powi(2))
+        .sum();
+    assert_close(&read(&mut interp, "Q", &[]), &[sq]);
+    exec(&mut interp, "Top max= A[i, j]");
+    let top = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_close(&read(&mut interp, "Top", &[]), &[top]);
+    exec(&mut interp, "Mean avg= A[i, j]");
+    assert_close(
+        &read(&mut interp, "Mean", &[]),
+        &[a.iter().sum::<f64>() / (n * m) as f64],
+    );
+    exec(&mut interp, "fn total(x) { T = x[i, j]\n T }");
+    exec(&mut interp, "let U = total(A)");
+    assert_close(&read(&mut interp, "U", &[]), &[a.iter().sum::<f64>()]);
+    exec(&mut interp, "let k = 1\nlet R = B[0]\nR = B[k]");
+    assert_close(&read(&mut interp, "R", &[]), &[b[1]]);
+}
+
 #[test]
 fn add_assign_accumulates_equations() {
     let (n, m) = (4, 3);
