@@ -34,8 +34,9 @@ pub static BUILTINS: &[Builtin] = &[
         signature: "save_tensors(path: string, names: list = all learnable) -> int",
         category: "learning",
         doc: "Writes tensors to a safetensors file at `path`: the variables named in `names` (a \
-              list of strings, e.g. [\"W\", \"b\"]), or every tensor declared `learnable` when \
-              `names` is omitted. Each is stored under its variable name in its dtype (float32, \
+              list of strings, e.g. [\"W\", \"b\"]), or every learnable tensor (declared \
+              `learnable`, or a float `tensor` declared without a value) when `names` is \
+              omitted. Each is stored under its variable name in its dtype (float32, \
               float16, bfloat16, int64, bool); device tensors are read back first. Returns the \
               number of tensors written. Errors: a name that is not a tensor variable, a file \
               that cannot be written.",
