@@ -263,6 +263,11 @@ impl Resolver<'_> {
         })
     }
 
+    /// True when a right side indexes a tensor with an unbound name (an index variable).
+    fn reads_index_variable(&self, e: &Expr) -> bool {
+        crate::eval::indexes_with_variable(e, &|indices| self.is_equation_index(indices))
+    }
+
     fn has_unbound(&self, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Name(n) => !self.is_known(n),
@@ -281,6 +286,14 @@ impl Resolver<'_> {
             // A relation head or a tensor equation: its names are index variables.
             ExprKind::Call { .. } => return,
             ExprKind::Index { indices, .. } if self.is_equation_index(indices) => {
+                self.declare_equation_target(target);
+                return;
+            }
+            // `Loss = (Y[n] - T[n]) ** 2`: an equation whose left side has no indices.
+            ExprKind::Name(_)
+                if matches!(op, AssignOp::Assign | AssignOp::Bind)
+                    && self.reads_index_variable(value) =>
+            {
                 self.declare_equation_target(target);
                 return;
             }
@@ -310,8 +323,11 @@ impl Resolver<'_> {
 
     /// A tensor equation `Y[i, k] = ...` binds `Y` (later statements may read it).
     fn declare_equation_target(&mut self, target: &Expr) {
-        if let ExprKind::Index { base, .. } = &target.kind
-            && let ExprKind::Name(name) = &base.kind
+        let base = match &target.kind {
+            ExprKind::Index { base, .. } => base,
+            _ => target,
+        };
+        if let ExprKind::Name(name) = &base.kind
             && !self.is_variable(name)
         {
             self.declare(name);

@@ -140,6 +140,12 @@ pub struct Interpreter {
     pub(crate) relations: HashSet<String>,
     /// Tensors declared `learnable`, in declaration order (what `learn` updates).
     pub(crate) learnable: Vec<String>,
+    /// The top-level equation sets run so far, in order: `learn` re-runs those that depend on
+    /// a learnable tensor every epoch (`crate::eval::learn`).
+    pub(crate) equation_sets: Vec<Rc<[tl_syntax::ast::Stmt]>>,
+    /// Top-level equations run once as statements (`+=`, `*t`): their left side, the names
+    /// they read and where they are; `learn` refuses to differentiate through them.
+    pub(crate) statement_equations: Vec<crate::eval::StatementEquation>,
     /// Facts, rules and relations of the program's logic (`crate::eval::logic`).
     pub(crate) logic: tl_logic::Engine,
     /// Declared embedding spaces by name (`crate::eval::embedding`).
@@ -174,6 +180,8 @@ impl Interpreter {
             methods: HashMap::new(),
             relations: HashSet::new(),
             learnable: Vec::new(),
+            equation_sets: Vec::new(),
+            statement_equations: Vec::new(),
             logic: tl_logic::Engine::new(),
             embeddings: HashMap::new(),
             embedded_relations: HashMap::new(),
@@ -474,10 +482,21 @@ impl Interpreter {
         while i < program.items.len() {
             let set = self.equation_run(&program.items[i..]);
             if !set.is_empty() {
+                let stmts: Rc<[tl_syntax::ast::Stmt]> = program.items[i..i + set.len()]
+                    .iter()
+                    .filter_map(|item| match item {
+                        TopItem::Stmt(stmt) => Some(stmt.clone()),
+                        _ => None,
+                    })
+                    .collect();
                 i += set.len();
                 self.run_equation_set(&set)?;
+                self.equation_sets.push(stmts);
                 last = None;
                 continue;
+            }
+            if let TopItem::Stmt(stmt) = &program.items[i] {
+                self.note_statement_equation(stmt);
             }
             last = self.run_top_item(&program.items[i])?;
             i += 1;

@@ -9,7 +9,8 @@
 //! `embedding` and `index_select`) go through [`crate::Backend::index_add`], whose default is
 //! a one-hot product (a direct kernel on the CPU); `gather`'s is a one-hot compare and sum.
 //!
-//! Ops with no gradient here (`rope`, `attention`, `prod`, `%`, in-place writes) fail with
+//! `attention` on a tracked input is computed from matmul/softmax ops (`ops::nn`), so its
+//! gradient is theirs. Ops with no gradient here (`%`, in-place writes) fail with
 //! "not supported yet: the gradient of ..." when given a tracked input, rather than
 //! silently cutting the graph.
 
@@ -89,6 +90,14 @@ pub(crate) enum Op {
         bias: bool,
     },
     SiluMul,
+    /// Rotary embedding (`Tensor::rope`/`rope_neox`): a rotation of each pair, whose
+    /// gradient is the inverse rotation.
+    Rope {
+        seq_dim: Option<usize>,
+        pos: usize,
+        theta: f64,
+        neox: bool,
+    },
 }
 
 impl Op {
@@ -119,6 +128,7 @@ impl Op {
             Op::RmsNorm(_) => "rms_norm",
             Op::LayerNorm { .. } => "layer_norm",
             Op::SiluMul => "silu_mul",
+            Op::Rope { .. } => "rope",
         }
     }
 }
@@ -145,6 +155,11 @@ impl Drop for NoGradGuard {
 pub fn no_grad() -> NoGradGuard {
     let previous = ENABLED.with(|e| e.replace(false));
     NoGradGuard { previous }
+}
+
+/// True when an op on `inputs` would be recorded (recording is on and one is tracked).
+pub(crate) fn is_recording(inputs: &[&Tensor]) -> bool {
+    tracking(inputs)
 }
 
 fn tracking(inputs: &[&Tensor]) -> bool {
@@ -612,6 +627,12 @@ fn backward_op(n: &Node, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
             Ok(out)
         }
         Op::Einsum(labels, output) => einsum_back(x, labels, output, g),
+        Op::Rope {
+            seq_dim,
+            pos,
+            theta,
+            neox,
+        } => one(rope_back(g, *seq_dim, *pos, *theta, *neox)),
         Op::Softmax(dim) => {
             let gy = mul(g, y)?;
             let s = gy.reduce(ReduceOp::Sum, Some(&[*dim as isize]), true)?;
@@ -790,8 +811,54 @@ fn reduce_back(op: ReduceOp, dims: &[usize], x: &Tensor, y: &Tensor, g: &Tensor)
             let count = hit.reduce(ReduceOp::Sum, Some(&dims_i), true)?;
             mul(&ge, &div(&hit, &count)?)
         }
-        ReduceOp::Prod => bail!("not supported yet: the gradient of prod"),
+        ReduceOp::Prod => {
+            // d prod / d x_i is the product of the other elements of its group. Counting the
+            // zeros of each group keeps that exact where x has zeros: with none it is
+            // prod / x_i; with one, the product of the nonzeros at the zero and 0 elsewhere;
+            // with more, 0.
+            let dims_i: Vec<isize> = dims.iter().map(|&d| d as isize).collect();
+            let is_zero = x.binary(BinaryOp::Eq, &scalar(0.0, x))?;
+            let zeros = mask(is_zero.clone(), x)?.reduce(ReduceOp::Sum, Some(&dims_i), true)?;
+            let nonzero = Tensor::where_cond(&is_zero, &scalar(1.0, x), x)?;
+            let p = nonzero.reduce(ReduceOp::Prod, Some(&dims_i), true)?;
+            let none = zeros.binary(BinaryOp::Eq, &scalar(0.0, x))?;
+            let lone = zeros
+                .binary(BinaryOp::Eq, &scalar(1.0, x))?
+                .binary(BinaryOp::And, &is_zero)?;
+            let at_lone = Tensor::where_cond(&lone, &p, &scalar(0.0, x))?;
+            let others = Tensor::where_cond(&none, &div(&p, &nonzero)?, &at_lone)?;
+            mul(&ge, &others.cast(g.dtype())?)
+        }
     }
+}
+
+/// The gradient of `rope`: each pair was rotated by R(angle), so the gradient is rotated by
+/// R(angle)^T = R(-angle). That is the same kernel applied to the gradient with the second
+/// element of every pair negated, then negated again: R (a, -b) = (a c + b s, a s - b c).
+fn rope_back(
+    g: &Tensor,
+    seq_dim: Option<usize>,
+    pos: usize,
+    theta: f64,
+    neox: bool,
+) -> Result<Tensor> {
+    let d = g.shape()[g.rank() - 1];
+    let mut pairs: Vec<isize> = shape_isize(&g.shape()[..g.rank() - 1]);
+    // Adjacent pairs (x[2i], x[2i+1]) are [.., d/2, 2]; NeoX's (x[i], x[i+d/2]) are [.., 2, d/2].
+    let signs = if neox {
+        pairs.extend([2, d as isize / 2]);
+        Tensor::from_f32(vec![1.0, -1.0], &[2, 1])?
+    } else {
+        pairs.extend([d as isize / 2, 2]);
+        Tensor::from_f32(vec![1.0, -1.0], &[2])?
+    };
+    let signs = signs.cast(g.dtype())?.to_device(g.device())?;
+    let full = shape_isize(g.shape());
+    let flip = |t: &Tensor| -> Result<Tensor> { mul(&t.reshape(&pairs)?, &signs)?.reshape(&full) };
+    let rotated = g
+        .backend()
+        .rope(&flip(&g.contiguous()?)?, seq_dim, pos, theta, neox)?;
+    flip(&rotated)
 }
 
 fn matmul_back(

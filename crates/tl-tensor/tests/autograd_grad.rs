@@ -354,20 +354,88 @@ fn shared_inputs_accumulate_and_unused_inputs_get_zeros() {
 fn unsupported_gradients_are_refused() {
     let mut r = rng(10);
     let x = randn(&[2, 4], &mut r).requires_grad().unwrap();
-    let e = x.rope(0, 10000.0).unwrap_err();
-    assert!(
-        e.0.contains("not supported yet: the gradient of rope"),
-        "{e}"
-    );
-    let e = x.reduce(ReduceOp::Prod, None, false).unwrap_err();
-    assert!(
-        e.0.contains("not supported yet: the gradient of prod"),
-        "{e}"
-    );
+    let y = positive(&[2, 4], &mut r);
+    let e = x.binary(BinaryOp::Rem, &y).unwrap_err();
+    assert!(e.0.contains("not supported yet: the gradient of %"), "{e}");
     // Under no_grad nothing is recorded and nothing is refused.
     let _off = tl_tensor::autograd::no_grad();
-    let y = x.rope(0, 10000.0).unwrap();
-    assert!(!y.is_tracked());
+    let z = x.binary(BinaryOp::Rem, &y).unwrap();
+    assert!(!z.is_tracked());
+}
+
+/// prod over all dims and along one: on random inputs, then with zeros placed so that a group
+/// has no zero, one zero or two (and the whole tensor one zero). prod is linear in each
+/// element, so central differences are exact up to rounding at zeros too.
+#[test]
+fn prod_with_and_without_zeros() {
+    let mut r = rng(12);
+    let x = randn(&[3, 4], &mut r);
+    let base = x.to_vec_f32();
+    let with_zeros = |at: &[usize]| {
+        let mut v = base.clone();
+        for &i in at {
+            v[i] = 0.0;
+        }
+        Tensor::from_f32(v, &[3, 4]).unwrap()
+    };
+    // Row 0 one zero, row 1 none, row 2 two; column 1 one zero, column 0 two.
+    let rows = with_zeros(&[1, 8, 10]);
+    let lone = with_zeros(&[6]);
+    for input in [&x, &rows, &lone] {
+        for (dims, keep) in [
+            (None, false),
+            (Some(vec![1isize]), false),
+            (Some(vec![0]), true),
+        ] {
+            check("prod", std::slice::from_ref(input), |v| {
+                v[0].reduce(ReduceOp::Prod, dims.as_deref(), keep)
+            });
+        }
+    }
+}
+
+/// rope with adjacent pairs and with NeoX's rotate-half pairs, for one position, a sequence,
+/// and sequences of heads (with a batch dim), starting at a nonzero position.
+#[test]
+fn rope_both_pairings() {
+    let mut r = rng(13);
+    for shape in [vec![6usize], vec![3, 6], vec![3, 2, 4], vec![2, 3, 2, 4]] {
+        let x = randn(&shape, &mut r);
+        let one = std::slice::from_ref(&x);
+        check("rope", one, |v| v[0].rope(2, 10000.0));
+        check("rope_neox", one, |v| v[0].rope_neox(5, 100.0));
+    }
+}
+
+/// Attention with grouped heads (4 query heads over 2 kv heads, a batch dim), with an
+/// additive causal mask (-inf entries), a bool keep-mask, and one head without a batch. The
+/// numeric side runs the fused kernel, the analytic side the ops attention is built from.
+#[test]
+fn attention_grouped_heads_and_masks() {
+    let mut r = rng(14);
+    let q = randn(&[2, 4, 3, 8], &mut r);
+    let k = randn(&[2, 2, 5, 8], &mut r);
+    let v = randn(&[2, 2, 5, 6], &mut r);
+    let qkv = [q, k, v];
+    check("attention", &qkv, |t| {
+        Tensor::attention(&t[0], &t[1], &t[2], None)
+    });
+    let additive = Tensor::causal_mask(3, 2, DType::F32).unwrap();
+    check("attention causal", &qkv, |t| {
+        Tensor::attention(&t[0], &t[1], &t[2], Some(&additive))
+    });
+    let keep = Tensor::causal_mask(3, 2, DType::Bool).unwrap();
+    check("attention bool mask", &qkv, |t| {
+        Tensor::attention(&t[0], &t[1], &t[2], Some(&keep))
+    });
+    let single = [
+        randn(&[1, 4, 4], &mut r),
+        randn(&[1, 3, 4], &mut r),
+        randn(&[1, 3, 2], &mut r),
+    ];
+    check("attention one head", &single, |t| {
+        Tensor::attention(&t[0], &t[1], &t[2], None)
+    });
 }
 
 #[test]

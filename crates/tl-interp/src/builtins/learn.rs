@@ -21,11 +21,12 @@ pub static BUILTINS: &[Builtin] = &[
               tensor, and returns d f / d x (a tensor of x's shape). `grad(f, [a, b, ...])` \
               calls f(a, b, ...) and returns the list of gradients, one per argument. f is a \
               user function or a builtin; every differentiable op it runs is recorded \
-              (elementwise, reductions, matmul, linear, einsum, softmax, log_softmax, norms, \
-              embedding, gather, index_select, reshape/transpose/permute/slice/concat/stack). \
-              An argument f does not depend on gets zeros. Errors: x not a float tensor, f \
-              returning more than one number, an op with no gradient (rope, attention, prod, \
-              %): \"not supported yet: the gradient of ...\".",
+              (elementwise, reductions including prod, matmul, linear, einsum, softmax, \
+              log_softmax, norms, rope, attention, embedding, gather, index_select, \
+              reshape/transpose/permute/slice/concat/stack). An argument f does not depend on \
+              gets zeros. Errors: x not a float tensor, f returning more than one number, an \
+              op with no gradient (%, in-place writes): \"not supported yet: the gradient of \
+              ...\".",
         func: grad,
     },
     Builtin {
@@ -33,8 +34,9 @@ pub static BUILTINS: &[Builtin] = &[
         signature: "save_tensors(path: string, names: list = all learnable) -> int",
         category: "learning",
         doc: "Writes tensors to a safetensors file at `path`: the variables named in `names` (a \
-              list of strings, e.g. [\"W\", \"b\"]), or every tensor declared `learnable` when \
-              `names` is omitted. Each is stored under its variable name in its dtype (float32, \
+              list of strings, e.g. [\"W\", \"b\"]), or every learnable tensor (declared \
+              `learnable`, or a float `tensor` declared without a value) when `names` is \
+              omitted. Each is stored under its variable name in its dtype (float32, \
               float16, bfloat16, int64, bool); device tensors are read back first. Returns the \
               number of tensors written. Errors: a name that is not a tensor variable, a file \
               that cannot be written.",

@@ -141,11 +141,17 @@ impl Interpreter {
         value: &Expr,
         span: Span,
     ) -> Result<(String, Tensor)> {
-        let ExprKind::Index { base, indices } = &target.kind else {
-            return Err(RuntimeError::new(
-                "the left side of a tensor equation must be an indexed tensor like `Y[i, j]`",
-                target.span,
-            ));
+        // A bare name on the left (`Loss = (Y[n] - T[n]) ** 2`) has no indices: every index
+        // of the right side is projected away.
+        let (base, indices): (&Expr, &[IndexArg]) = match &target.kind {
+            ExprKind::Index { base, indices } => (base, indices),
+            ExprKind::Name(_) => (target, &[]),
+            _ => {
+                return Err(RuntimeError::new(
+                    "the left side of a tensor equation must be an indexed tensor like `Y[i, j]`",
+                    target.span,
+                ));
+            }
         };
         let ExprKind::Name(name) = &base.kind else {
             return Err(RuntimeError::new(
@@ -1032,6 +1038,15 @@ impl Interpreter {
             Value::Int(n) => Ok(Part::Scalar(*n as f64)),
             Value::Float(x) => Ok(Part::Scalar(*x)),
             Value::Bool(b) => Ok(Part::Scalar(if *b { 1.0 } else { 0.0 })),
+            // A value being differentiated (`b[0]` of a learnable `b`) stays a tensor, so that
+            // the gradient reaches it; others become host numbers.
+            Value::Tensor(t) if t.numel() == 1 && t.is_tracked() => Ok(Part::Indexed(Indexed {
+                tensor: t
+                    .reshape(&[])
+                    .and_then(|t| t.cast(DType::F32))
+                    .map_err(tensor_err(e.span))?,
+                indices: Vec::new(),
+            })),
             Value::Tensor(t) if t.numel() == 1 => {
                 Ok(Part::Scalar(t.to_scalar_f64().map_err(tensor_err(e.span))?))
             }

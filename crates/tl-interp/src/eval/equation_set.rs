@@ -10,6 +10,7 @@
 //! [`MAX_ROUNDS`] rounds it is an error at the group's first equation.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
 use tl_syntax::Span;
 use tl_syntax::ast::{AssignOp, Expr, ExprKind, IndexArg, Stmt, StmtKind};
@@ -31,6 +32,13 @@ pub(crate) struct SetEquation<'a> {
     target: &'a Expr,
     op: AssignOp,
     value: &'a Expr,
+    span: Span,
+}
+
+/// A top-level tensor equation that runs once, as a statement (`+=`, `-=`, `*t`).
+pub(crate) struct StatementEquation {
+    name: String,
+    reads: HashSet<String>,
     span: Span,
 }
 
@@ -66,14 +74,17 @@ impl Interpreter {
         let StmtKind::Assign { target, op, value } = &stmt.kind else {
             return None;
         };
-        let ExprKind::Index { base, indices } = &target.kind else {
-            return None;
-        };
-        let ExprKind::Name(name) = &base.kind else {
-            return None;
+        // `Y[i] = ...`, or `Loss = (Y[n] - T[n]) ** 2` (a left side without indices).
+        let (name, indexed) = match &target.kind {
+            ExprKind::Index { base, indices } => match &base.kind {
+                ExprKind::Name(name) => (name, self.equation_kind(indices).is_some()),
+                _ => return None,
+            },
+            ExprKind::Name(name) => (name, self.reads_index_variable(value)),
+            _ => return None,
         };
         let is_equation = match op {
-            AssignOp::Assign | AssignOp::Bind => self.equation_kind(indices).is_some(),
+            AssignOp::Assign | AssignOp::Bind => indexed,
             AssignOp::MaxAssign | AssignOp::AvgAssign => true,
             _ => false,
         };
@@ -90,6 +101,99 @@ impl Interpreter {
             value,
             span: stmt.span,
         })
+    }
+
+    /// The top-level equation sets run so far that depend on one of `roots` (the learnable
+    /// tensors), directly or through the left sides of earlier such sets, in order: what
+    /// `learn` re-runs every epoch so that the equations hold for the current parameters.
+    pub(crate) fn dependent_equation_sets(&self, roots: &[String]) -> Vec<Rc<[Stmt]>> {
+        let mut dirty: HashSet<String> = roots.iter().cloned().collect();
+        let mut out = Vec::new();
+        for set in &self.equation_sets {
+            let eqs: Vec<SetEquation> = set.iter().filter_map(|s| self.set_equation(s)).collect();
+            let depends = eqs.iter().any(|eq| {
+                let mut reads = HashSet::new();
+                read_names(eq.value, &mut reads);
+                !reads.is_disjoint(&dirty)
+            });
+            if depends {
+                dirty.extend(eqs.iter().map(|eq| eq.name.clone()));
+                out.push(set.clone());
+            }
+        }
+        out
+    }
+
+    /// Remembers a top-level tensor equation that is not part of an equation set (it runs once,
+    /// as a statement), so that `learn` can refuse to differentiate through it.
+    pub(crate) fn note_statement_equation(&mut self, stmt: &Stmt) {
+        let StmtKind::Assign { target, op, value } = &stmt.kind else {
+            return;
+        };
+        let ExprKind::Index { base, indices } = &target.kind else {
+            return;
+        };
+        let ExprKind::Name(name) = &base.kind else {
+            return;
+        };
+        let is_equation = self.equation_kind(indices).is_some()
+            || super::equation::has_virtual(value)
+            || matches!(op, AssignOp::MaxAssign | AssignOp::AvgAssign);
+        if !is_equation || self.set_equation(stmt).is_some() {
+            return;
+        }
+        let mut reads = HashSet::new();
+        read_names(value, &mut reads);
+        self.statement_equations.push(StatementEquation {
+            name: name.clone(),
+            reads,
+            span: stmt.span,
+        });
+    }
+
+    /// Fails on the first top-level equation run once as a statement (`+=`, `*t`) that reads a
+    /// learnable tensor or a result computed from one: no gradient would flow through it.
+    pub(crate) fn refuse_statement_equations(&self, roots: &[String]) -> Result<()> {
+        let mut dirty: HashSet<String> = roots.iter().cloned().collect();
+        for set in self.dependent_equation_sets(roots) {
+            dirty.extend(
+                set.iter()
+                    .filter_map(|s| self.set_equation(s))
+                    .map(|eq| eq.name),
+            );
+        }
+        for eq in &self.statement_equations {
+            if !eq.reads.is_disjoint(&dirty) {
+                return Err(RuntimeError::new(
+                    format!(
+                        "not supported yet: learning through this equation for `{}`: a top-level `+=`, `-=` or `*t` equation runs once, as a statement, so no gradient flows through it",
+                        eq.name
+                    ),
+                    eq.span,
+                )
+                .with_note(
+                    "write it inside the learn block (it then runs every epoch), or after the learn block",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a recorded top-level equation set again, from the current bindings.
+    pub(crate) fn rerun_equation_set(&mut self, stmts: &[Stmt]) -> Result<()> {
+        let mut eqs = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            match self.set_equation(stmt) {
+                Some(eq) => eqs.push(eq),
+                None => {
+                    return Err(RuntimeError::new(
+                        "learn: cannot run this equation again: one of its index names is now bound to a value",
+                        stmt.span,
+                    ));
+                }
+            }
+        }
+        self.run_equation_set(&eqs)
     }
 
     /// Runs an equation set to its fixed point (see the module documentation).
@@ -215,6 +319,8 @@ impl Interpreter {
                         span,
                     ));
                 }
+                // The convergence test is bookkeeping: nothing of it belongs to a gradient.
+                let no_grad = tl_tensor::autograd::no_grad();
                 let max_abs = |t: &Tensor| {
                     t.unary(TUnary::Abs)
                         .and_then(|d| d.reduce(ReduceOp::Max, None, false))
@@ -236,6 +342,7 @@ impl Interpreter {
                         span,
                     ));
                 }
+                drop(no_grad);
                 converged &= diff <= TOLERANCE * scale.max(1.0);
                 change = change.max(diff);
                 self.bind_or_rebind(m, Value::Tensor(new));

@@ -5,6 +5,13 @@
 //! is evaluated, its gradients with respect to the learnable tensors are taken
 //! (`tl_tensor::autograd`), and the optimizer updates the tensors in place of the global
 //! bindings. `frozen` tensors and plain tensors are never updated. Progress goes to stderr.
+//!
+//! Paper section 3.3: the top-level equation sets that read a learnable tensor (directly or
+//! through another set's result) are run again at the start of every epoch, with the
+//! parameters as autograd leaves, so a loss written as an equation (`Loss = (Y[n] - T[n])
+//! ** 2`) is differentiated through the whole equation set; a recursive group is unrolled,
+//! its rounds recorded like any other ops (backpropagation through the iterations). After the
+//! last epoch they run once more so that their results hold for the learned values.
 
 use std::time::Instant;
 
@@ -246,10 +253,12 @@ impl Interpreter {
         let names = self.learnable.clone();
         if names.is_empty() {
             return Err(RuntimeError::new(
-                "learn: there is no learnable tensor to learn (declare one with `tensor W: float32[..] learnable = ...`)",
+                "learn: there is no learnable tensor to learn (declare one with `tensor W: float32[..]`, without a value, or `tensor W: float32[..] learnable = ...`)",
                 span,
             ));
         }
+        self.refuse_statement_equations(&names)?;
+        let sets = self.dependent_equation_sets(&names);
         let every = log_every.unwrap_or((epochs / 10).max(1));
         let started = Instant::now();
         let mut last_report = Instant::now();
@@ -272,6 +281,9 @@ impl Interpreter {
                     self.globals
                         .insert(name.clone(), Value::Tensor(leaf.clone()));
                     leaves.push(leaf);
+                }
+                for set in &sets {
+                    self.rerun_equation_set(set)?;
                 }
                 self.scopes.push(crate::eval::Scope::default());
                 let loss = self.exec_stmts(body).and_then(|_| self.eval(objective));
@@ -369,7 +381,14 @@ impl Interpreter {
                 self.globals.insert(name.clone(), Value::Tensor(plain));
             }
         }
-        result
+        result?;
+        // The equations that read the parameters now hold for the learned values (and their
+        // results carry no graph).
+        let _off = autograd::no_grad();
+        for set in &sets {
+            self.rerun_equation_set(set)?;
+        }
+        Ok(())
     }
 
     fn setting_int(&mut self, e: &Expr, what: &str) -> Result<i64> {

@@ -7,7 +7,7 @@ pub(crate) use call::arity_message;
 pub(crate) mod embedding;
 mod equation;
 mod equation_set;
-pub(crate) use equation_set::SetEquation;
+pub(crate) use equation_set::{SetEquation, StatementEquation};
 mod expr;
 mod index;
 pub(crate) mod learn;
@@ -17,6 +17,7 @@ mod stmt;
 mod types;
 
 pub(crate) use expr::cast;
+pub(crate) use stmt::indexes_with_variable;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -149,6 +149,12 @@ impl Interpreter {
             ExprKind::Index { indices, .. } if self.equation_kind(indices).is_some() => {
                 return self.exec_equation(target, op, value, span);
             }
+            ExprKind::Name(_)
+                if matches!(op, AssignOp::Assign | AssignOp::Bind)
+                    && self.reads_index_variable(value) =>
+            {
+                return self.exec_equation(target, op, value, span);
+            }
             _ => {}
         }
         let compound = match op {
@@ -255,6 +261,13 @@ impl Interpreter {
             }
         }
         None
+    }
+
+    /// True when a right side indexes a tensor with an index variable (`Y[n]` with `n` bound
+    /// to nothing): `Loss = (Y[n] - T[n]) ** 2` is then a tensor equation whose left side has
+    /// no indices (every index is summed), not an assignment.
+    pub(crate) fn reads_index_variable(&self, e: &Expr) -> bool {
+        indexes_with_variable(e, &|indices| self.equation_kind(indices).is_some())
     }
 
     fn has_unbound_name(&self, e: &Expr) -> bool {
@@ -468,7 +481,8 @@ impl Interpreter {
     }
 
     /// `tensor W: float32[3, 4] = e`: evaluates, checks the type, binds globally. Without a
-    /// value the tensor starts as zeros (its shape must then be fixed).
+    /// value the tensor starts as zeros (its shape must then be fixed) and, when it is a float
+    /// tensor and not `frozen`, is learnable.
     pub(crate) fn exec_tensor_decl(&mut self, decl: &TensorDecl, span: Span) -> Result<()> {
         self.counters.statements += 1;
         self.current_span = span;
@@ -500,7 +514,12 @@ impl Interpreter {
         let what = format!("tensor `{}`", decl.name);
         let value = self.check_type(value, &ty, &mut HashMap::new(), &what, span)?;
         self.learnable.retain(|n| n != &decl.name);
-        if decl.role == Some(tl_syntax::ast::TensorRole::Learnable) {
+        // Paper section 3.3: a float tensor not given as data (declared without a value) is a
+        // parameter, learnable unless `frozen`.
+        let parameter = decl.init.is_none()
+            && decl.role.is_none()
+            && matches!(&value, Value::Tensor(t) if t.dtype().is_float());
+        if parameter || decl.role == Some(tl_syntax::ast::TensorRole::Learnable) {
             match &value {
                 Value::Tensor(t) if t.dtype().is_float() => self.learnable.push(decl.name.clone()),
                 _ => {
@@ -525,4 +544,28 @@ pub(crate) fn describe_kind(v: &Value) -> String {
         "a"
     };
     format!("{article} {name}")
+}
+
+/// True when `e` indexes something with indices that `is_equation_index` calls an equation's
+/// (an index variable): shared by the interpreter and `tl check`, which know bound names
+/// differently.
+pub(crate) fn indexes_with_variable(
+    e: &Expr,
+    is_equation_index: &dyn Fn(&[IndexArg]) -> bool,
+) -> bool {
+    let recurse = |e: &Expr| indexes_with_variable(e, is_equation_index);
+    match &e.kind {
+        ExprKind::Index { base, indices } => {
+            recurse(base)
+                || is_equation_index(indices)
+                || indices.iter().any(|ix| match ix {
+                    IndexArg::Expr(ixe) => recurse(ixe),
+                    _ => false,
+                })
+        }
+        ExprKind::Binary { lhs, rhs, .. } => recurse(lhs) || recurse(rhs),
+        ExprKind::Unary { expr, .. } => recurse(expr),
+        ExprKind::Call { args, .. } => args.iter().any(|a| recurse(&a.value)),
+        _ => false,
+    }
 }

@@ -7,6 +7,7 @@ use crate::bail;
 use crate::dtype::DType;
 use crate::error::{Result, shape_str};
 use crate::layout::{Layout, broadcast_shapes, normalize_dim};
+use crate::ops::BinaryOp;
 use crate::ops::linalg::{expand_batch, require_float, to_float_dtype};
 use crate::tensor::Tensor;
 
@@ -108,7 +109,6 @@ impl Tensor {
     }
 
     fn rope_impl(&self, op: &str, pos: usize, theta: f64, neox: bool) -> Result<Tensor> {
-        crate::autograd::refuse(op, &[self])?;
         require_float(op, self)?;
         let r = self.rank();
         if r == 0 {
@@ -129,7 +129,13 @@ impl Tensor {
             2 => Some(0),
             _ => Some(r - 3),
         };
-        self.backend().rope(self, seq_dim, pos, theta, neox)
+        let out = self.backend().rope(self, seq_dim, pos, theta, neox);
+        crate::autograd::record_ok(out, &[self], || Op::Rope {
+            seq_dim,
+            pos,
+            theta,
+            neox,
+        })
     }
 
     /// Rotary position embedding of the last dim (head_dim, even), rotating adjacent pairs
@@ -235,7 +241,6 @@ impl Tensor {
     /// [.., hq, sq, sk], softmax in f32. Returns [.., hq, sq, dv] in q's dtype (promoted).
     pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         crate::ops::refuse_quantized("attention", &[q, k, v])?;
-        crate::autograd::refuse("attention", &[q, k, v])?;
         let op = "attention";
         for x in [q, k, v] {
             require_float(op, x)?;
@@ -314,7 +319,52 @@ impl Tensor {
             }
         };
         let scale = 1.0 / (d.max(1) as f64).sqrt();
+        if crate::autograd::is_recording(&[&q, &k, &v]) {
+            // Being differentiated: the same attention from ops that each have a gradient.
+            return attention_from_ops(&q, &k, &v, mask, hq / hkv, scale);
+        }
         q.backend()
             .attention(&qv, &kv, &vv, mask_view.as_ref(), scale)
     }
+}
+
+/// [`Tensor::attention`] (shapes already checked, q/k/v in one float dtype) written with
+/// matmul, softmax and broadcasting, which the autograd tape records: used when an input is
+/// tracked, so that attention's gradient is the composition of theirs (on any backend). Each
+/// kv head serves `group` consecutive query heads; the softmax runs in f32 as the kernel's does.
+fn attention_from_ops(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    group: usize,
+    scale: f64,
+) -> Result<Tensor> {
+    let heads = |t: &Tensor| -> Result<Tensor> {
+        if group == 1 {
+            return Ok(t.clone());
+        }
+        let r = t.rank();
+        let mut wide = t.shape().to_vec();
+        wide.insert(r - 2, group);
+        let mut merged: Vec<isize> = t.shape().iter().map(|&n| n as isize).collect();
+        merged[r - 3] *= group as isize;
+        t.unsqueeze(r as isize - 2)?
+            .broadcast_to(&wide)?
+            .reshape(&merged)
+    };
+    let (k, v) = (heads(k)?, heads(v)?);
+    let scores = q
+        .matmul(&k.transpose(-1, -2)?)?
+        .cast(DType::F32)?
+        .binary(BinaryOp::Mul, &Tensor::scalar(scale, DType::F32))?;
+    let scores = match mask {
+        None => scores,
+        Some(m) if m.dtype() == DType::Bool => {
+            let hidden = Tensor::scalar(f64::NEG_INFINITY, DType::F32);
+            Tensor::where_cond(m, &scores, &hidden)?
+        }
+        Some(m) => scores.binary(BinaryOp::Add, &m.cast(DType::F32)?)?,
+    };
+    scores.softmax(-1)?.cast(q.dtype())?.matmul(&v)
 }

@@ -72,9 +72,6 @@ impl Tensor {
                 shape_str(self.shape())
             );
         }
-        if op == ReduceOp::Prod {
-            crate::autograd::refuse("prod", &[self])?;
-        }
         let out = self.backend().reduce(op, self, &dims, keepdim);
         crate::autograd::record_ok(out, &[self], || crate::autograd::Op::Reduce(op, dims))
     }
