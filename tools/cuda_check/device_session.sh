@@ -4,8 +4,8 @@
 #   2. chat.tl on the tiny Llama fixture, cpu vs cuda, and greedy tokens vs transformers;
 #   3. TinyLlama-shaped GGUFs (F16, Q8_0, Q4_0) written here by make_tinyllama_shaped.py;
 #   4. tl's logits on cuda vs tools/bench/torch_llama.py (f32 arithmetic on the same weights);
-#   5. prefill and decode timings of tl (examples/llama/bench.tl --stats) and of PyTorch (eager
-#      and CUDA graph), then one table.
+#   5. prefill and decode timings of tl (`tl bench llama --json` on the same files) and of
+#      PyTorch (eager and CUDA graph), then one table.
 # Run from the repository root with target-cudarun/ holding: tl (release build with
 # --features cuda), ops, runtime, kernels_compile (tl-cuda test binaries), stories260k.gguf and
 # py/ (the gguf Python package). Set STEPS to a subset of "tests tiny models logits bench".
@@ -102,9 +102,9 @@ fi
 
 if has bench; then
   for v in f16 q8_0 q4_0; do
-    stamp "tl bench $v"
-    $TL run examples/llama/bench.tl --device cuda --stats -- $M/tinyllama-shaped-$v.gguf --prompt $PROMPT --gen $GEN > /tmp/tl_bench_$v.txt 2>&1
-    grep -E "prefill|decode|per generated token" /tmp/tl_bench_$v.txt | head -12
+    stamp "tl bench llama $v"
+    $TL bench llama --device cuda --model $M/tinyllama-shaped-$v.gguf --prompt $PROMPT --gen $GEN --json > /tmp/tl_bench_$v.json 2>/tmp/tl_bench_$v.err || tail -5 /tmp/tl_bench_$v.err
+    cat /tmp/tl_bench_$v.json
   done
   stamp "tl bench f16 with every kernel launched directly (--compute-per-buffer 0)"
   $TL run examples/llama/bench.tl --device cuda --stats --compute-per-buffer 0 -- $M/tinyllama-shaped-f16.gguf --prompt $PROMPT --gen $GEN 2>&1 | grep -E "prefill|decode|per generated token"
@@ -117,21 +117,21 @@ if has bench; then
   stamp "PyTorch bench f16 (eager and CUDA graph)"
   python3 tools/bench/torch_llama.py $M/tinyllama-shaped-f16.gguf --bench --prompt $PROMPT --gen $GEN > /tmp/torch_bench.json 2>/tmp/torch_bench.err || tail -5 /tmp/torch_bench.err
   stamp "table"
-  python3 - <<'PY'
-import json, re
+  PROMPT=$PROMPT python3 - <<'PY'
+import json, os
+PROMPT = os.environ["PROMPT"]
 t = json.load(open("/tmp/torch_bench.json"))["bench"]
-print(f"| system | dtype | prefill 512 ms | decode tok/s | syncs/token | launches/token | submissions/token |")
-print(f"| --- | --- | --- | --- | --- | --- | --- |")
+print(f"| system | dtype | prefill {PROMPT} ms | decode tok/s | syncs/token | launches/token | submissions/token | weight GB/s | % of copy |")
+print(f"| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for v in ["f16", "q8_0", "q4_0"]:
-    s = open(f"/tmp/tl_bench_{v}.txt").read()
-    pre = re.search(r"prefill: (\d+) tokens in ([\d.]+) s", s)
-    dec = re.search(r"decode:\s+\d+ tokens in [\d.]+ s = ([\d.]+) tok/s", s)
-    sy = re.search(r"([\d.]+) device syncs", s)
-    la = re.search(r"([\d.]+) kernel launches", s)
-    su = re.search(r"([\d.]+) device submissions", s)
-    f = lambda m, i=1: m.group(i) if m else "?"
-    print(f"| tl | {v} | {float(f(pre,2))*1e3 if pre else '?'} | {f(dec)} | {f(sy)} | {f(la)} | {f(su)} |")
-print(f"| PyTorch eager | f16 | {t['prefill_ms']:.1f} | {t['decode_eager_tok_s']:.1f} | 1 | - | - |")
-print(f"| PyTorch CUDA graph | f16 | - | {t['decode_graph_tok_s']:.1f} | 1 | - | 1 |")
+    try:
+        b = json.load(open(f"/tmp/tl_bench_{v}.json"))
+    except (OSError, ValueError):
+        print(f"| tl | {v} | ? | ? | ? | ? | ? | ? | ? |")
+        continue
+    print(f"| tl | {v} | {b['prefill_ms']:.1f} | {b['decode_tok_s']:.1f} | {b['syncs_per_token']:.1f} | "
+          f"{b['launches_per_token']:.1f} | {b['submissions_per_token']:.1f} | {b['achieved_gb_s']:.0f} | {b['percent_of_copy']:.1f} |")
+print(f"| PyTorch eager | f16 | {t['prefill_ms']:.1f} | {t['decode_eager_tok_s']:.1f} | 1 | - | - | - | - |")
+print(f"| PyTorch CUDA graph | f16 | - | {t['decode_graph_tok_s']:.1f} | 1 | - | 1 | - | - |")
 PY
 fi

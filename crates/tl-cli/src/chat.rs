@@ -163,13 +163,18 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
 /// Writes the chat program into the cache (when it differs) and returns its path, so that
 /// diagnostics point at a real file the user can open.
 pub fn chat_program_path() -> Result<PathBuf, String> {
+    cached_program("chat.tl", CHAT_PROGRAM)
+}
+
+/// Writes a program compiled into the binary to `name` in the cache directory (when the file
+/// there differs) and returns its path.
+pub fn cached_program(name: &str, text: &str) -> Result<PathBuf, String> {
     let dir = cache_dir()?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join("chat.tl");
+    let path = dir.join(name);
     let current = std::fs::read_to_string(&path).ok();
-    if current.as_deref() != Some(CHAT_PROGRAM) {
-        std::fs::write(&path, CHAT_PROGRAM)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if current.as_deref() != Some(text) {
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(path)
 }

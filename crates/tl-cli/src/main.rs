@@ -1,8 +1,10 @@
-//! `tl-cli` owns the `tl` command: `run`, `chat`, `check`, `repl`, `help NAME`, `--version`.
+//! `tl-cli` owns the `tl` command: `run`, `chat`, `bench`, `check`, `repl`, `help NAME`,
+//! `--version`.
 //!
 //! Exit codes: 0 success, 1 an error in the program (every diagnostic is printed to stderr),
 //! 2 a usage error (reported by clap), 130 a run stopped with Ctrl-C.
 
+mod bench;
 mod chat;
 mod download;
 mod help;
@@ -24,6 +26,7 @@ Examples:
   tl run prog.tl --test                     run the program's `test NAME { }` blocks
   tl chat                                   chat with SmolLM2-135M (installed on first use)
   tl chat model.gguf --temperature 0        chat with any Llama GGUF, greedy decoding
+  tl bench llama --device cuda --dtype q8_0 decode speed of a TinyLlama-shaped model
   tl check prog.tl                          parse and resolve names without running
   tl repl                                   interactive session
   tl help softmax                           the signature and doc of one builtin";
@@ -154,6 +157,16 @@ Examples:
         #[arg(long, value_name = "N")]
         compute_per_buffer: Option<usize>,
     },
+    /// Benchmarks (`tl bench llama`: prefill and decode speed of a Llama model)
+    #[command(after_help = "\
+Examples:
+  tl bench llama --device cuda --dtype f16 --prompt 512 --gen 256
+  tl bench llama --shape tiny --dtype q8_0 --prompt 8 --gen 4
+  tl bench llama --model ~/models/tinyllama-1.1b-chat-v1.0.Q4_0.gguf --device cuda --json")]
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
     /// Parse a program and its imports and resolve names, without running it
     #[command(after_help = "Example:\n  tl check examples/attention.tl")]
     Check {
@@ -172,6 +185,76 @@ Examples:
         /// A builtin's name, e.g. `softmax`, or a subcommand (`run`, `check`, `repl`)
         name: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Prefill and greedy decode of a Llama model by examples/llama/chat.tl, with the runtime's
+    /// counters per token and the weight bandwidth decode reaches
+    #[command(after_help = "\
+Runs examples/llama/bench.tl (built into tl) through the interpreter: a warm-up, a prefill of
+--prompt tokens in one pass, then --gen greedy decode steps of one token each. It prints:
+  prefill            time of the prefill pass (ms) and its tokens/s
+  decode             generated tokens per second
+  syncs/token        host waits for the device per decode step (the sampled token's read)
+  launches/token     kernels (and library calls) queued on the device per decode step
+  submissions/token  calls handing work to the driver per step (a replayed CUDA graph is one)
+  tensor ops/token   backend calls per step (on the CPU there are no launches or syncs)
+  achieved bandwidth weight bytes read per token (every tensor once, the token embedding
+                     excepted: one row of it is read) times decode tokens/s
+  copy bandwidth     the best of 5 copies of a --copy-mib tensor into a fresh one on the
+                     same device through the runtime (bytes read + written per second)
+  of copy bandwidth  achieved bandwidth as a percentage of the copy bandwidth
+
+Model: --model FILE (GGUF, .safetensors or a folder, as for `tl chat`), else a random-weight
+model of --shape in --dtype, written once into $TL_CACHE_DIR/bench (else
+$XDG_CACHE_HOME/tensorlogic/bench, else ~/.cache/tensorlogic/bench) and reused: TinyLlama-1.1B's
+shape is 2.2 GB in f16, 1.2 GB in q8_0 and 0.6 GB in q4_0.
+
+Examples:
+  tl bench llama --device cuda --dtype f16 --prompt 512 --gen 256
+  tl bench llama --device cuda --dtype q4_0 --json
+  tl bench llama --shape tiny --dtype q8_0 --prompt 8 --gen 4
+  tl bench llama --model model.gguf --prompt 128 --gen 64")]
+    Llama {
+        /// A model file to use instead of the generated random-weight one
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// Where tensors live and ops run
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+        /// Element type of the generated model's matrices (norms stay f32) [default: f16]
+        #[arg(long, value_enum, conflicts_with = "model")]
+        dtype: Option<bench::BenchDtype>,
+        /// Shape of the generated model
+        #[arg(long, value_enum, default_value_t = bench::BenchShape::Tinyllama, conflicts_with = "model")]
+        shape: bench::BenchShape,
+        /// Prompt tokens processed in one prefill pass
+        #[arg(long, value_name = "N", default_value_t = 512, value_parser = at_least_one)]
+        prompt: usize,
+        /// Tokens generated one at a time after the prefill
+        #[arg(long = "gen", value_name = "N", default_value_t = 256, value_parser = at_least_one)]
+        gen_tokens: usize,
+        /// Size of the tensor copied to measure the copy bandwidth, in MiB
+        #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = at_least_one)]
+        copy_mib: usize,
+        /// Print one JSON object instead of the table
+        #[arg(long)]
+        json: bool,
+        /// CUDA: kernel launches grouped per submission (as for `tl run`)
+        #[arg(long, value_name = "N")]
+        compute_per_buffer: Option<usize>,
+    },
+}
+
+/// A whole number of 1 or more (clap reports anything else as a usage error).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least 1, got `{text}`"
+        )),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -322,6 +405,30 @@ fn main() -> ExitCode {
                 false,
             )
         }
+        Command::Bench {
+            which:
+                BenchCommand::Llama {
+                    model,
+                    device,
+                    dtype,
+                    shape,
+                    prompt,
+                    gen_tokens,
+                    copy_mib,
+                    json,
+                    compute_per_buffer,
+                },
+        } => bench::run(bench::LlamaBench {
+            model,
+            device,
+            dtype,
+            shape,
+            prompt,
+            gen_tokens,
+            copy_mib,
+            json,
+            compute_per_buffer,
+        }),
         Command::Check { file } => check(&file),
         Command::Repl => repl::run(),
         Command::Help { name } => {

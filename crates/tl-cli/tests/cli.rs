@@ -674,3 +674,203 @@ fn logic_tensor_mode_from_the_flag_or_the_environment() {
         text(&out.stderr)
     );
 }
+
+/// Runs `tl` with `TL_CACHE_DIR` set to `cache`.
+fn tl_cached(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tl"))
+        .current_dir(repo_root())
+        .env("TL_CACHE_DIR", cache)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tl")
+}
+
+/// The numbers in one row (`name  value ...`) of the `tl bench llama` table.
+fn bench_row(table: &str, name: &str) -> Vec<f64> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no row {name:?} in:\n{table}"));
+    line[name.len()..]
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .filter_map(|w| w.parse::<f64>().ok())
+        .collect()
+}
+
+#[test]
+fn bench_llama_on_a_tiny_generated_model() {
+    let cache = scratch("bench_llama");
+    let args = [
+        "bench",
+        "llama",
+        "--shape",
+        "tiny",
+        "--dtype",
+        "q8_0",
+        "--prompt",
+        "8",
+        "--gen",
+        "4",
+        "--copy-mib",
+        "8",
+    ];
+    let out = tl_cached(&cache, &args);
+    let (table, err) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("writing a tiny random-weight Q8_0 model"),
+        "{err}"
+    );
+    let model = cache.join("bench/llama-tiny-q8_0-seed1100-v1.gguf");
+    assert!(model.is_file());
+    assert!(
+        table.contains("tiny Llama-shaped random weights (q8_0,"),
+        "{table}"
+    );
+    let prefill = bench_row(&table, "prefill (8 tokens)");
+    let decode = bench_row(&table, "decode (4 tokens)");
+    assert!(prefill[0] > 0.0 && prefill[1] > 0.0, "{table}");
+    assert!(decode[0] > 0.0 && decode[1] > 0.0, "{table}");
+    // tok/s and ms/token describe the same time.
+    assert!((decode[0] * decode[1] / 1e3 - 1.0).abs() < 0.01, "{table}");
+    // The CPU runs ops at once: no launches, submissions or syncs, but ops are counted.
+    assert_eq!(bench_row(&table, "syncs/token"), [0.0]);
+    assert_eq!(bench_row(&table, "launches/token"), [0.0]);
+    let ops = bench_row(&table, "tensor ops/token")[0];
+    assert!(ops >= 10.0, "{table}");
+    assert!(bench_row(&table, "copy bandwidth")[0] > 0.0, "{table}");
+    assert!(bench_row(&table, "of copy bandwidth")[0] > 0.0, "{table}");
+    assert!(
+        table.contains("summary: cpu q8_0: prefill 8 tokens in"),
+        "{table}"
+    );
+
+    // The second run reuses the file; --json gives the same figures with full precision.
+    let modified = std::fs::metadata(&model).unwrap().modified().unwrap();
+    let out = tl_cached(&cache, &[&args[..], &["--json"]].concat());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("writing"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::metadata(&model).unwrap().modified().unwrap(),
+        modified
+    );
+    let j: serde_json::Value = serde_json::from_str(&text(&out.stdout)).expect("JSON");
+    let num = |k: &str| j[k].as_f64().unwrap_or_else(|| panic!("no {k} in {j}"));
+    // Bytes read per token: every tensor but the token embedding, 512 rows of 64 values in
+    // Q8_0 (34 bytes per 32 values).
+    assert_eq!(
+        num("weight_bytes") - num("weight_bytes_per_token"),
+        (512 * 64 / 32 * 34) as f64
+    );
+    let achieved = num("weight_bytes_per_token") * num("decode_tok_s") / 1e9;
+    assert!((num("achieved_gb_s") / achieved - 1.0).abs() < 1e-9, "{j}");
+    let percent = 100.0 * num("achieved_gb_s") / num("copy_gb_s");
+    assert!((num("percent_of_copy") / percent - 1.0).abs() < 1e-9, "{j}");
+    assert_eq!(num("tensor_ops_per_token"), ops);
+    assert_eq!((num("prompt_tokens"), num("gen_tokens")), (8.0, 4.0));
+
+    // The same program under `tl run --stats` counts the same ops per generated token.
+    let model_arg = model.display().to_string();
+    let out = tl(&[
+        "run",
+        "examples/llama/bench.tl",
+        "--stats",
+        "--",
+        &model_arg,
+        "--prompt",
+        "8",
+        "--gen",
+        "4",
+    ]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{ops:.1} tensor ops")),
+        "{err}\nexpected {ops:.1} tensor ops per token"
+    );
+
+    // chat.tl (through `tl chat`) runs on the generated model and its vocabulary.
+    let out = tl_cached(
+        &cache,
+        &[
+            "chat",
+            &model_arg,
+            "--prompt",
+            "Hello there",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("[prefill "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn bench_llama_bad_arguments_are_clear_errors() {
+    let cache = scratch("bench_bad");
+    let out = tl_cached(&cache, &["bench", "llama", "--dtype", "q5_0"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'q5_0'") && err.contains("f16, q8_0, q4_0"),
+        "{err}"
+    );
+    let out = tl_cached(&cache, &["bench", "llama", "--gen", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("at least 1"));
+    let out = tl_cached(
+        &cache,
+        &["bench", "llama", "--model", "x.gguf", "--dtype", "f16"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"));
+    let out = tl_cached(
+        &cache,
+        &["bench", "llama", "--model", "/nonexistent/m.gguf"],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: cannot read the model: /nonexistent/m.gguf"),
+        "{err}"
+    );
+    let out = tl_cached(&cache, &["bench", "llama", "--model", "README.md"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown model format"));
+    // Nothing is generated before the device is known to work.
+    let out = tl_cached(
+        &cache,
+        &["bench", "llama", "--device", "cuda", "--shape", "tiny"],
+    );
+    if out.status.code() == Some(1) {
+        assert!(text(&out.stderr).starts_with("error: --device cuda: "));
+        assert!(!cache.join("bench").exists());
+    }
+    for help in [&["bench", "--help"][..], &["bench", "llama", "--help"]] {
+        let out = tl(help);
+        assert!(out.status.success());
+        let t = text(&out.stdout);
+        assert!(t.contains("tl bench llama --device cuda --dtype f16 --prompt 512 --gen 256"));
+    }
+    let t = text(&tl(&["bench", "llama", "--help"]).stdout);
+    for word in [
+        "syncs/token",
+        "launches/token",
+        "copy bandwidth",
+        "--copy-mib",
+        "q4_0",
+    ] {
+        assert!(t.contains(word), "{word}: {t}");
+    }
+}

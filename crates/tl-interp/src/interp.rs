@@ -284,6 +284,19 @@ impl Interpreter {
         self.counters.last_sample = Some(now);
     }
 
+    /// The runtime counters accumulated between the first and the latest token drawn by a
+    /// sampling builtin, with the number of steps between them (tokens drawn - 1): in a
+    /// generation loop, the cost of that many decode steps. None before two tokens are drawn.
+    pub fn decode_step_stats(&self) -> Option<(u64, tl_tensor::stats::Stats)> {
+        let c = &self.counters;
+        match (c.first_sample, c.last_sample) {
+            (Some(first), Some(last)) if c.tokens_sampled > 1 => {
+                Some((c.tokens_sampled - 1, last.since(&first)))
+            }
+            _ => None,
+        }
+    }
+
     /// What `--stats` prints: interpreter counters, then the tensor runtime's, then (when the
     /// program sampled tokens) the runtime's counts per decode step.
     pub fn stats_report(&self) -> String {
@@ -309,11 +322,8 @@ impl Interpreter {
                 t.device_to_host_bytes
             ));
         }
-        if let (Some(first), Some(last)) = (c.first_sample, c.last_sample)
-            && c.tokens_sampled > 1
-        {
-            let steps = (c.tokens_sampled - 1) as f64;
-            let d = last.since(&first);
+        if let Some((steps, d)) = self.decode_step_stats() {
+            let steps = steps as f64;
             out.push_str(&format!(
                 "tokens sampled: {}\nper generated token (between two samples): {:.1} host reads, {:.1} device syncs, {:.1} kernel launches, {:.1} device submissions, {:.1} tensor ops, {:.1} allocations ({:.0} bytes), {:.0} bytes host to device, {:.0} bytes device to host\n",
                 c.tokens_sampled,

@@ -63,6 +63,25 @@ impl MetaValue {
         }
     }
 
+    /// The GGUF value type id (0 uint8 ... 12 float64) the value is stored under.
+    pub fn type_id(&self) -> u32 {
+        match self {
+            MetaValue::U8(_) => 0,
+            MetaValue::I8(_) => 1,
+            MetaValue::U16(_) => 2,
+            MetaValue::I16(_) => 3,
+            MetaValue::U32(_) => 4,
+            MetaValue::I32(_) => 5,
+            MetaValue::F32(_) => 6,
+            MetaValue::Bool(_) => 7,
+            MetaValue::String(_) => 8,
+            MetaValue::Array(_) => 9,
+            MetaValue::U64(_) => 10,
+            MetaValue::I64(_) => 11,
+            MetaValue::F64(_) => 12,
+        }
+    }
+
     /// The value as a non-negative integer, for any integer type holding one.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {

@@ -2,6 +2,8 @@
 //!
 //! - [`gguf::GgufFile`]: GGUF v1-v3 reader, memory-mapped; metadata of every value type, tensor
 //!   infos (dims in GGML `ne` order and `shape()` row-major), bounds-checked `tensor_bytes`.
+//! - [`gguf_write::GgufWriter`]: GGUF writer (metadata of every type, tensors streamed one by
+//!   one); [`synthetic`] writes random-weight Llama models with it (for benchmarks and tests).
 //! - [`safetensors::SafetensorsFile`]: memory-mapped safetensors reader; Hugging Face Llama names
 //!   mapped to GGUF names ([`hf_to_gguf_name`]), `config.json` read under GGUF metadata keys.
 //! - [`quant`]: GGML element formats (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K):
@@ -19,15 +21,19 @@
 pub mod chat_template;
 pub mod error;
 pub mod gguf;
+pub mod gguf_write;
 pub mod model;
 pub mod quant;
 pub mod safetensors;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use chat_template::{ChatMessage, DEFAULT_CHAT_TEMPLATE, render_chat_template};
 pub use error::{ModelError, Result};
 pub use gguf::{GgufFile, GgufTensorInfo, MetaValue};
+pub use gguf_write::{GgufDataWriter, GgufEncoder, GgufWriter};
 pub use model::{Model, ModelConfig, ModelFormat, RawTensor, TensorDesc};
 pub use quant::{GgmlType, dequantize_row, matvec, matvec_with_threads, quantize_row};
 pub use safetensors::{SafetensorsFile, hf_to_gguf_name, rope_permutation};
+pub use synthetic::{LlamaShape, write_random_llama};
 pub use tokenizer::{StreamDecoder, Tokenizer};

@@ -199,3 +199,31 @@ pub(crate) fn co_locate(op: &str, operands: &[&Tensor], index_from: usize) -> Re
         })
         .collect()
 }
+
+/// The best of `repeats` timed copies of a `bytes`-byte tensor into a fresh tensor on `device`
+/// (each waited for), as bytes moved per second: each copy reads and writes `bytes`, so
+/// `2 * bytes / seconds`. The copy is the backend's own `contiguous` (a plain device copy; on
+/// the CPU a memory copy), so this is what the runtime itself can move, the yardstick for how
+/// close a memory-bound kernel comes to the memory system's limit.
+pub fn copy_bandwidth(device: Device, bytes: usize, repeats: usize) -> Result<f64> {
+    let backend: &dyn Backend = match device {
+        Device::Cpu => &crate::cpu::CPU,
+        d => device_backend(d)?,
+    };
+    let n = (bytes / 8).max(1);
+    // Waits for the device by reading one element.
+    let wait = |t: &Tensor| t.narrow(0, 0, 1)?.synchronize_for_read().map(|_| ());
+    let source = backend.full(&[n], 1.0, DType::I64)?;
+    wait(&source)?;
+    let mut best = f64::INFINITY;
+    // One untimed copy first: the device allocator then holds the destination's memory.
+    for i in 0..=repeats.max(1) {
+        let t0 = std::time::Instant::now();
+        let copy = backend.contiguous(&source)?;
+        wait(&copy)?;
+        if i > 0 {
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+    }
+    Ok(2.0 * (n * 8) as f64 / best.max(1e-9))
+}

@@ -319,3 +319,16 @@ fn unsupported_ops_on_quantized_tensors_say_so() {
         .to_string();
     assert!(e.contains("not a whole number of Q8_0 blocks of 32"), "{e}");
 }
+
+#[test]
+fn copy_bandwidth_on_the_cpu_and_a_missing_device() {
+    use tl_tensor::device::copy_bandwidth;
+    // 8 MiB copied 3 times: a rate, in bytes per second, that a host memory copy can reach
+    // (above 10 MB/s even in a debug build on a loaded machine, below 10 TB/s).
+    let bw = copy_bandwidth(tl_tensor::Device::Cpu, 8 << 20, 3).unwrap();
+    assert!(bw.is_finite() && bw > 1e7 && bw < 1e13, "{bw}");
+    let e = copy_bandwidth(tl_tensor::Device::Cuda(7), 1 << 20, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cuda:7") && e.contains("not available"), "{e}");
+}

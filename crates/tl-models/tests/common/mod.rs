@@ -4,6 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
+use tl_models::{GgufEncoder, MetaValue};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -64,7 +65,9 @@ pub fn scratch(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Builds GGUF bytes by hand, so the tests can make files that are broken in one precise way.
+/// Builds GGUF bytes entry by entry with the crate's [`GgufEncoder`], so the tests can make
+/// files that are broken in one precise way (raw type ids, offsets and name bytes; the byte
+/// vectors are public so that a test can corrupt them).
 pub struct GgufBuilder {
     pub version: u32,
     pub kv: Vec<u8>,
@@ -86,51 +89,32 @@ impl GgufBuilder {
         }
     }
 
-    fn count(&self, out: &mut Vec<u8>, n: u64) {
-        if self.version == 1 {
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-    }
-
-    fn raw_string(&self, out: &mut Vec<u8>, s: &[u8]) {
-        self.count(out, s.len() as u64);
-        out.extend_from_slice(s);
+    fn encoder(&self) -> GgufEncoder {
+        GgufEncoder::new(self.version).unwrap()
     }
 
     /// A string-valued key whose value bytes are given raw (possibly not UTF-8).
     pub fn kv_string_bytes(mut self, key: &str, value: &[u8]) -> Self {
-        let mut kv = std::mem::take(&mut self.kv);
-        self.raw_string(&mut kv, key.as_bytes());
-        kv.extend_from_slice(&8u32.to_le_bytes());
-        self.raw_string(&mut kv, value);
-        self.kv = kv;
+        let e = self.encoder();
+        e.string(&mut self.kv, key.as_bytes());
+        self.kv.extend_from_slice(&8u32.to_le_bytes());
+        e.string(&mut self.kv, value);
         self.n_kv += 1;
         self
     }
 
     pub fn kv_u32(mut self, key: &str, value: u32) -> Self {
-        let mut kv = std::mem::take(&mut self.kv);
-        self.raw_string(&mut kv, key.as_bytes());
-        kv.extend_from_slice(&4u32.to_le_bytes());
-        kv.extend_from_slice(&value.to_le_bytes());
-        self.kv = kv;
+        let e = self.encoder();
+        e.key_value(&mut self.kv, key.as_bytes(), &MetaValue::U32(value))
+            .unwrap();
         self.n_kv += 1;
         self
     }
 
     /// A tensor info with the given ne-order dims, type id and data offset (data not added).
     pub fn tensor_info(mut self, name: &str, dims: &[u64], type_id: u32, offset: u64) -> Self {
-        let mut infos = std::mem::take(&mut self.infos);
-        self.raw_string(&mut infos, name.as_bytes());
-        infos.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-        for &d in dims {
-            self.count(&mut infos, d);
-        }
-        infos.extend_from_slice(&type_id.to_le_bytes());
-        infos.extend_from_slice(&offset.to_le_bytes());
-        self.infos = infos;
+        let e = self.encoder();
+        e.tensor_info(&mut self.infos, name.as_bytes(), dims, type_id, offset);
         self.n_tensors += 1;
         self
     }
@@ -142,10 +126,8 @@ impl GgufBuilder {
 
     /// The file bytes, with the data section aligned to 32.
     pub fn build(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend_from_slice(&self.version.to_le_bytes());
-        self.count(&mut out, self.n_tensors);
-        self.count(&mut out, self.n_kv);
+        let mut out = Vec::new();
+        self.encoder().header(&mut out, self.n_tensors, self.n_kv);
         out.extend_from_slice(&self.kv);
         out.extend_from_slice(&self.infos);
         while !out.len().is_multiple_of(32) {
