@@ -351,8 +351,8 @@ extern "C" __global__ void tl_matvec_q1(void* y, int ydt, const float* x, const 
 }
 
 // Up to three weights of one type read by one launch for one input row (a layer's Q, K and V
-// projections, or its gate and up projections): output feature n of the launch is feature
-// n - (features before it) of the part it falls in. `step` is each part's row stride, in
+// projections, or its gate and up projections; the staged kernels below): output feature n
+// of the launch is feature n - (features before it) of the part it falls in. `step` is each part's row stride, in
 // elements (float) or bytes (packed).
 struct Parts {
     const unsigned char* w[3];
@@ -368,24 +368,6 @@ __device__ __forceinline__ int part_of(const Parts& p, i64* n) {
         *n -= p.n[i];
     }
     return -1;
-}
-
-extern "C" __global__ void tl_matvec_f1_parts(int ydt, const float* x, Parts p, int wdt, i64 k) {
-    int lane = threadIdx.x & 31;
-    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
-    int i = part_of(p, &n);
-    if (i < 0) return;
-    float acc = dot_row_f(p.w[i], wdt, n * p.step[i], x, k, lane);
-    if (lane == 0) stf(p.y[i], ydt, n, acc);
-}
-
-extern "C" __global__ void tl_matvec_q1_parts(int ydt, const float* x, Parts p, int qt, i64 groups) {
-    int lane = threadIdx.x & 31;
-    i64 n = (i64)blockIdx.x * MV1_WARPS + (threadIdx.x >> 5);
-    int i = part_of(p, &n);
-    if (i < 0) return;
-    float acc = dot_row_q(p.w[i] + n * p.step[i], qt, x, groups, lane);
-    if (lane == 0) stf(p.y[i], ydt, n, acc);
 }
 
 // ---- one input row, x staged in shared memory (the decode path) ---------------------------

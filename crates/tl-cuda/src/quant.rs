@@ -1,7 +1,9 @@
 //! GGUF blocks on the device and the batch-1 products: `linear` reads Q4_0/Q4_1/Q8_0/Q4_K/
 //! Q5_K/Q6_K weights in place (`tl_matvec_q`) and float weights with 16-byte loads
 //! (`tl_matvec_f`) for up to [`MATVEC_MAX_ROWS`] input rows; larger batches (prefill) expand a
-//! quantized weight once into the input's float type and use cuBLAS.
+//! quantized weight once into the input's float type and use cuBLAS. One input row (a decode
+//! step) takes the staged kernels (`tl_matvec_f1_staged`, `tl_matvec_q1_staged`), which also
+//! do `linear_fused`'s RMS norm, residual and SwiGLU in the same launch.
 
 use std::sync::Arc;
 use tl_tensor::ops::LinearFusion;
@@ -542,9 +544,9 @@ impl CudaBackend {
         Ok(out)
     }
 
-    /// `x @ w^T` for each of `ws` (checked by `Tensor::linear_many`): one launch reading every
-    /// weight for one input row when the weights share a type (2 or 3 of them), else one
-    /// `linear` each.
+    /// `x @ w^T` for each of `ws` (checked by `Tensor::linear_many`): one launch of the
+    /// staged kernels reading every weight for one input row when the weights share a type
+    /// (up to 3 of them), else one `linear` each.
     pub(crate) fn linear_many_impl(
         &'static self,
         x: &Tensor,
@@ -553,97 +555,7 @@ impl CudaBackend {
         if let Some(outs) = self.matvec_staged(x, ws, &LinearFusion::default()) {
             return outs;
         }
-        let in_f = x.shape()[x.rank() - 1];
-        let m = x.numel().checked_div(in_f).unwrap_or(0);
-        let dtype = ws.first().map(|w| w.dtype());
-        let one_type = ws.iter().all(|w| Some(w.dtype()) == dtype);
-        let packed = dtype.is_some_and(|d| d.is_quantized());
-        let aligned = |w: &Tensor| {
-            matches!(w.dtype(), DType::F32 | DType::F16 | DType::BF16)
-                && w.layout().strides[1] == 1
-                && float_row_layout(w, in_f).1
-        };
-        let fits = m == 1
-            && (2..=3).contains(&ws.len())
-            && one_type
-            && (packed || ws.iter().all(|w| aligned(w)));
-        if !fits {
-            return ws.iter().map(|w| self.linear_impl(x, w, None)).collect();
-        }
-        let s = crate::runtime::thread_stream(self)?;
-        let x32 = x.cast(DType::F32)?;
-        let xr = aligned_rows(self, &x32)?;
-        let px = first_elem(self, &s, "linear", &xr)?;
-        let out_dtype = if packed {
-            x.dtype()
-        } else {
-            DType::promote(x.dtype(), ws[0].dtype())
-        };
-        let mut parts = Parts {
-            w: [0; 3],
-            y: [0; 3],
-            n: [0; 3],
-            step: [0; 3],
-            count: ws.len() as i32,
-        };
-        let mut outs = Vec::with_capacity(ws.len());
-        let mut groups = 0;
-        for (i, w) in ws.iter().enumerate() {
-            let out_f = w.shape()[0];
-            let mut shape = x.shape().to_vec();
-            *shape.last_mut().expect("rank >= 1") = out_f;
-            let out = self.alloc_tensor(&s, &shape, out_dtype)?;
-            parts.y[i] = self.input("linear", &s, &out)?;
-            parts.n[i] = out_f as i64;
-            if packed {
-                let p = packed_rows(self, &s, "linear", w)?;
-                parts.w[i] = p.ptr;
-                parts.step[i] = p.row_bytes as i64;
-                groups = p.groups;
-            } else {
-                parts.w[i] = first_elem(self, &s, "linear", w)?;
-                parts.step[i] = float_row_layout(w, in_f).0 as i64;
-            }
-            outs.push(out);
-        }
-        let total: usize = ws.iter().map(|w| w.shape()[0]).sum();
-        if total == 0 {
-            return Ok(outs);
-        }
-        let grid = total.div_ceil(MATVEC1_WARPS) as u32;
-        let block = 32 * MATVEC1_WARPS as u32;
-        let dt = dtype.expect("at least two weights");
-        if packed {
-            let kind = dt.ggml_type().expect("packed").id() as i32;
-            self.launch(
-                &s,
-                "tl_matvec_q1_parts",
-                grid,
-                block,
-                0,
-                Args::new()
-                    .i32(dtype_code(out_dtype))
-                    .ptr(px)
-                    .pod(&parts)
-                    .i32(kind)
-                    .i64(groups as i64),
-            )?;
-        } else {
-            self.launch(
-                &s,
-                "tl_matvec_f1_parts",
-                grid,
-                block,
-                0,
-                Args::new()
-                    .i32(dtype_code(out_dtype))
-                    .ptr(px)
-                    .pod(&parts)
-                    .i32(dtype_code(dt))
-                    .i64(in_f as i64),
-            )?;
-        }
-        Ok(outs)
+        ws.iter().map(|w| self.linear_impl(x, w, None)).collect()
     }
 
     /// `linear` for many input rows through cuBLAS. Half-precision weights (and quantized

@@ -28,8 +28,6 @@ const KERNEL_NAMES: &[&str] = &[
     "tl_matvec_f",
     "tl_matvec_q1",
     "tl_matvec_f1",
-    "tl_matvec_q1_parts",
-    "tl_matvec_f1_parts",
     "tl_matvec_f1_staged",
     "tl_matvec_q1_staged",
     "tl_fill",

@@ -28,6 +28,21 @@ pub(crate) fn check_param(op: &str, what: &str, p: &Tensor, x: &Tensor, d: usize
     Ok(())
 }
 
+/// RoPE's checks on rows `x` (rank >= 1): an even last dimension and a positive finite theta.
+pub(crate) fn check_rope(op: &str, x: &Tensor, theta: f64) -> Result<()> {
+    let d = x.shape()[x.rank() - 1];
+    if !d.is_multiple_of(2) {
+        bail!(
+            "{op}: the last dimension (head_dim) must be even, got shape {}",
+            shape_str(x.shape())
+        );
+    }
+    if !(theta > 0.0 && theta.is_finite()) {
+        bail!("{op}: theta must be a positive finite number, got {theta}");
+    }
+    Ok(())
+}
+
 impl Tensor {
     fn softmax_impl(&self, op: &str, dim: isize, log: bool) -> Result<Tensor> {
         // A scalar is treated as one lane of length 1 (dims 0 and -1 name it, as in PyTorch).
@@ -114,16 +129,7 @@ impl Tensor {
         if r == 0 {
             bail!("{op}: input must have at least one dimension, got shape []");
         }
-        let d = self.shape()[r - 1];
-        if !d.is_multiple_of(2) {
-            bail!(
-                "{op}: the last dimension (head_dim) must be even, got shape {}",
-                shape_str(self.shape())
-            );
-        }
-        if !(theta > 0.0 && theta.is_finite()) {
-            bail!("{op}: theta must be a positive finite number, got {theta}");
-        }
+        check_rope(op, self, theta)?;
         let seq_dim = match r {
             1 => None,
             2 => Some(0),

@@ -74,16 +74,7 @@ impl Tensor {
                 shape_str(v_dst.shape())
             );
         }
-        let d = k.shape()[k.rank() - 1];
-        if !d.is_multiple_of(2) {
-            bail!(
-                "{op}: the last dimension (head_dim) must be even, got shape {}",
-                shape_str(k.shape())
-            );
-        }
-        if !(theta > 0.0 && theta.is_finite()) {
-            bail!("{op}: theta must be a positive finite number, got {theta}");
-        }
+        crate::ops::nn::check_rope(op, k, theta)?;
         if k_dst.dtype() != v_dst.dtype() || !k_dst.dtype().is_float() || !k.dtype().is_float() {
             bail!(
                 "write_kv_rope_in_place: float caches of one dtype and float rows expected, got caches {} and {}, rows {}",
