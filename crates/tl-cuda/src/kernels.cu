@@ -795,6 +795,95 @@ extern "C" __global__ void tl_attention_rows(void* out, const void* q, Lay lq, c
     }
 }
 
+// Causal attention of rank-3 [heads, seq, dim] operands with unit-stride rows (a prefill):
+// one block per (kv head, query row s) computes the `group` query heads that share the kv
+// head, so each key and value row is read once for all of them, and only the keys the row
+// may see (j <= offset + s) are read at all. A thread per key scores it against every
+// query head (qs and scores in shared memory); a warp per head takes the softmax; then
+// threads own one value channel for a quarter (ATTC_KEY_GROUPS) of the keys, accumulating
+// every head at once, and the quarters are added. group <= ATTC_MAX_GROUP, dv <= 64.
+#define ATTC_THREADS 256
+#define ATTC_MAX_GROUP 8
+#define ATTC_KEY_GROUPS 4
+extern "C" __global__ void tl_attention_causal(void* out, const void* q, Lay lq, const void* k, Lay lk,
+                                               const void* v, Lay lv, int dt, i64 hq, i64 sq, i64 sk,
+                                               i64 d, i64 dv, i64 group, i64 offset, float scale) {
+    extern __shared__ float smem[];
+    i64 kvh = blockIdx.x / sq, s = blockIdx.x % sq;
+    i64 nk = offset + s + 1;
+    if (nk > sk) nk = sk;
+    float* qs = smem;                              // group * d
+    float* scores = qs + group * d;                // group * nk
+    float* part = scores + group * nk;             // ATTC_KEY_GROUPS * group * dv
+    __shared__ float inv[ATTC_MAX_GROUP];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (i64 t = threadIdx.x; t < group * d; t += ATTC_THREADS) {
+        i64 g = t / d, c = t - g * d;
+        qs[t] = ldf(q, dt, off4(lq, 0, kvh * group + g, s, c)) * scale;
+    }
+    __syncthreads();
+    i64 kb = off4(lk, 0, kvh, 0, 0), ks = lk.strides[1];
+    for (i64 j = threadIdx.x; j < nk; j += ATTC_THREADS) {
+        float acc[ATTC_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATTC_MAX_GROUP; ++g) acc[g] = 0.0f;
+#pragma unroll 8
+        for (i64 c = 0; c < d; ++c) {
+            float kv = ldf(k, dt, kb + j * ks + c);
+#pragma unroll
+            for (int g = 0; g < ATTC_MAX_GROUP; ++g)
+                if (g < group) acc[g] += qs[g * d + c] * kv;
+        }
+#pragma unroll
+        for (int g = 0; g < ATTC_MAX_GROUP; ++g)
+            if (g < group) scores[g * nk + j] = acc[g];
+    }
+    __syncthreads();
+    // A warp per head: max, exp and sum with warp reductions only.
+    for (i64 g = warp; g < group; g += ATTC_THREADS / 32) {
+        float* row = scores + g * nk;
+        float m = NEG_INF_F;
+        for (i64 j = lane; j < nk; j += 32) { float x = row[j]; m = (ISNAN(m) || m > x) ? m : x; }
+        for (int o = 16; o > 0; o >>= 1) {
+            float y = __shfl_xor_sync(0xffffffffu, m, o);
+            m = (ISNAN(m) || m > y) ? m : y;
+        }
+        float sum = 0.0f;
+        for (i64 j = lane; j < nk; j += 32) {
+            float p = ISNAN(m) ? NAN_F : expf(row[j] - m);
+            row[j] = p;
+            sum += p;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) inv[g] = ISNAN(m) ? NAN_F : (sum > 0.0f ? 1.0f / sum : 0.0f);
+    }
+    __syncthreads();
+    i64 vb = off4(lv, 0, kvh, 0, 0), vs = lv.strides[1];
+    int c = threadIdx.x % 64, kg = threadIdx.x / 64;
+    if (c < dv) {
+        float acc[ATTC_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATTC_MAX_GROUP; ++g) acc[g] = 0.0f;
+#pragma unroll 4
+        for (i64 j = kg; j < nk; j += ATTC_KEY_GROUPS) {
+            float x = ldf(v, dt, vb + j * vs + c);
+#pragma unroll
+            for (int g = 0; g < ATTC_MAX_GROUP; ++g)
+                if (g < group) acc[g] += scores[g * nk + j] * x;
+        }
+#pragma unroll
+        for (int g = 0; g < ATTC_MAX_GROUP; ++g)
+            if (g < group) part[(kg * group + g) * dv + c] = acc[g];
+    }
+    __syncthreads();
+    for (i64 t = threadIdx.x; t < group * dv; t += ATTC_THREADS) {
+        i64 g = t / dv, cc = t - g * dv;
+        float total = 0.0f;
+        for (int q4 = 0; q4 < ATTC_KEY_GROUPS; ++q4) total += part[(q4 * group + g) * dv + cc];
+        stf(out, dt, ((kvh * group + g) * sq + s) * dv + cc, total * inv[g]);
+    }
+}
+
 // Decoding attention over a long key sequence, split over the keys (flash-decoding): block
 // (row, split) takes keys [split * chunk, ...) of one query row (no mask), and writes its
 // running max, its sum of exp(score - max) and its unnormalised sum of p * v; then

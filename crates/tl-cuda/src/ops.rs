@@ -874,6 +874,63 @@ impl Backend for CudaBackend {
         Ok(out)
     }
 
+    fn attention_causal(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        offset: usize,
+        scale: f64,
+    ) -> Option<Result<Tensor>> {
+        let (hq, sq, d) = (q.shape()[0], q.shape()[1], q.shape()[2]);
+        let (hkv, sk, dv) = (k.shape()[0], k.shape()[1], v.shape()[2]);
+        let group = hq / hkv;
+        let shared = (group * d + group * sk + ATTC_KEY_GROUPS * group * dv) * 4;
+        let unit_rows = [q, k, v].iter().all(|t| t.layout().strides[2] == 1);
+        let me = match self.static_self() {
+            Ok(me) => me,
+            Err(e) => return Some(Err(e)),
+        };
+        if !unit_rows
+            || group > ATTC_MAX_GROUP
+            || dv > 64
+            || sq == 0
+            || shared > attention_shared_limit(me)
+        {
+            return None;
+        }
+        Some((|| {
+            let op = "attention";
+            let s = thread_stream(me)?;
+            let out = me.alloc_tensor(&s, &[hq, sq, dv], q.dtype())?;
+            me.launch(
+                &s,
+                "tl_attention_causal",
+                (hkv * sq) as u32,
+                ATTC_THREADS,
+                shared as u32,
+                Args::new()
+                    .ptr(me.input(op, &s, &out)?)
+                    .ptr(me.input(op, &s, q)?)
+                    .lay(&Lay::exact(op, q.layout())?)
+                    .ptr(me.input(op, &s, k)?)
+                    .lay(&Lay::exact(op, k.layout())?)
+                    .ptr(me.input(op, &s, v)?)
+                    .lay(&Lay::exact(op, v.layout())?)
+                    .i32(dtype_code(q.dtype()))
+                    .i64(hq as i64)
+                    .i64(sq as i64)
+                    .i64(sk as i64)
+                    .i64(d as i64)
+                    .i64(dv as i64)
+                    .i64(group as i64)
+                    .i64(offset as i64)
+                    .f32(scale as f32),
+            )?;
+            Ok(out)
+        })())
+    }
+
     fn attention(
         &self,
         q: &Tensor,
@@ -965,6 +1022,11 @@ impl Backend for CudaBackend {
 
 /// Keys from which one decoding query row is split over several blocks.
 const SPLIT_MIN_KEYS: usize = 256;
+/// Threads, most query heads per kv head and key quarters of `tl_attention_causal`
+/// (`ATTC_THREADS`, `ATTC_MAX_GROUP`, `ATTC_KEY_GROUPS`).
+const ATTC_THREADS: u32 = 256;
+const ATTC_MAX_GROUP: usize = 8;
+const ATTC_KEY_GROUPS: usize = 4;
 /// Keys per block of the split attention (`chunk` of tl_attention_split).
 const SPLIT_CHUNK: usize = 128;
 

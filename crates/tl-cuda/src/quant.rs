@@ -586,8 +586,6 @@ impl CudaBackend {
         }
     }
 
-    /// Copies `src` into `dst` at `start` along `dim` on the device, in place when `dst` owns
-    /// its storage alone (else into a private copy first, as the CPU backend does).
     /// `Backend::write_kv_rope` in one launch (`tl_write_kv_rope`): each cache is first made
     /// contiguous and private where it is not (copy-on-write, as `write_slice_impl`).
     pub(crate) fn write_kv_rope_impl(
@@ -638,6 +636,8 @@ impl CudaBackend {
         )
     }
 
+    /// Copies `src` into `dst` at `start` along `dim` on the device, in place when `dst` owns
+    /// its storage alone (else into a private copy first, as the CPU backend does).
     pub(crate) fn write_slice_impl(
         &'static self,
         dst: &mut Tensor,

@@ -20,6 +20,7 @@ pub(crate) const KERNEL_SOURCE: &str =
 /// Names of the kernels in [`KERNEL_SOURCE`].
 const KERNEL_NAMES: &[&str] = &[
     "tl_attention_rows",
+    "tl_attention_causal",
     "tl_attention_split",
     "tl_attention_combine",
     "tl_dequant",

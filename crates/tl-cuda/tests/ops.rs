@@ -1030,3 +1030,36 @@ fn kv_append_with_rope_matches_rope_then_copies_on_the_cpu() {
         check(&format!("{what}: values"), &vg, &vc);
     }
 }
+
+#[test]
+fn causal_attention_matches_masked_attention_on_the_cpu() {
+    if !gpu() {
+        return;
+    }
+    let mut r = rng(49);
+    // (query heads, kv heads, new rows, cached rows before them, head dim, dtype): groups of
+    // 1, 4 and 8 heads (the causal kernel), 16 (more than it takes: the masked path), odd sizes.
+    for (hq, hkv, sq, offset, d, dt) in [
+        (8, 1, 37, 0, 64, DType::F32),
+        (8, 2, 5, 11, 32, DType::F32),
+        (3, 3, 9, 4, 16, DType::F16),
+        (32, 4, 130, 3, 64, DType::F32),
+        (16, 1, 6, 2, 8, DType::F32),
+    ] {
+        let sk = offset + sq;
+        // [seq, heads, dim] rows viewed as [heads, seq, dim], as `attend` passes them.
+        let heads_first = |t: Tensor| t.permute(&[1, 0, 2]).unwrap();
+        let q = heads_first(uniform(&mut r, &[sq, hq, d], -1.0, 1.0, dt));
+        let k = heads_first(uniform(&mut r, &[sk, hkv, d], -1.0, 1.0, dt));
+        let v = heads_first(uniform(&mut r, &[sk, hkv, d], -1.0, 1.0, dt));
+        let on_gpu = |t: &Tensor| heads_first(dev(&heads_first(t.clone())));
+        let got = Tensor::causal_attention(&on_gpu(&q), &on_gpu(&k), &on_gpu(&v), offset).unwrap();
+        let mask = Tensor::causal_mask(sq, offset, DType::F32).unwrap();
+        let want = Tensor::attention(&q, &k, &v, Some(&mask)).unwrap();
+        check(
+            &format!("causal attention hq {hq} hkv {hkv} sq {sq} offset {offset} {dt}"),
+            &got,
+            &want,
+        );
+    }
+}

@@ -159,6 +159,21 @@ pub trait Backend: Send + Sync {
         scale: f64,
     ) -> Result<Tensor>;
 
+    /// Causal attention of rank-3 operands of one float dtype (q [hq, sq, d], k [hkv, sk, d],
+    /// v [hkv, sk, dv], sk = offset + sq, checked by `Tensor::causal_attention`): query row s
+    /// sees keys 0..=offset + s. `None` where this backend has no kernel for it; the caller
+    /// then runs `attention` with a causal mask, which gives the same result.
+    fn attention_causal(
+        &self,
+        _q: &Tensor,
+        _k: &Tensor,
+        _v: &Tensor,
+        _offset: usize,
+        _scale: f64,
+    ) -> Option<Result<Tensor>> {
+        None
+    }
+
     /// `x @ w^T + b` for float `x` [.., in], `w` [out, in] (float or quantized) and float
     /// `b` `[out]`, arguments checked by `Tensor::linear`. The default goes through `matmul`
     /// for float weights and refuses quantized ones; backends with packed kernels override it.

@@ -412,11 +412,11 @@ fn attend(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let q_h = at_call(args, q.permute(&[1, 0, 2]))?;
     let k_h = at_call(args, k.permute(&[1, 0, 2]))?;
     let v_h = at_call(args, v.permute(&[1, 0, 2]))?;
-    let mask = if n > 1 {
-        Some(at_call(args, Tensor::causal_mask(n, pos, DType::F32))?)
+    // A prompt's rows see their own and earlier positions; one row sees every cached one.
+    let out = if n > 1 {
+        at_call(args, Tensor::causal_attention(&q_h, &k_h, &v_h, pos))?
     } else {
-        None
+        at_call(args, Tensor::attention(&q_h, &k_h, &v_h, None))?
     };
-    let out = at_call(args, Tensor::attention(&q_h, &k_h, &v_h, mask.as_ref()))?;
     at_call(args, out.permute(&[1, 0, 2])).map(Value::Tensor)
 }

@@ -241,6 +241,40 @@ impl Tensor {
         crate::autograd::record_ok(out, &[a, b], || Op::SiluMul)
     }
 
+    /// `attention(q, k, v, causal_mask(sq, offset))` for rank-3 q [hq, sq, d], k and v
+    /// [hkv, offset + sq, ..]: query row s sees keys 0..=offset + s (a prefill over a KV cache).
+    /// A backend with a causal kernel reads only the visible keys, once per group of query
+    /// heads; anything else (other ranks, mixed dtypes or devices, differentiation) runs
+    /// `attention` with the mask, which also reports any argument error.
+    pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
+        let plain = [q, k, v].iter().all(|t| t.rank() == 3 && !t.is_tracked())
+            && q.dtype().is_float()
+            && k.dtype() == q.dtype()
+            && v.dtype() == q.dtype()
+            && q.device() == k.device()
+            && q.device() == v.device();
+        if plain {
+            let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
+            let fits = qs[2] == ks[2]
+                && vs[0] == ks[0]
+                && vs[1] == ks[1]
+                && ks[0] > 0
+                && qs[0].is_multiple_of(ks[0])
+                && ks[1] == offset + qs[1];
+            let scale = 1.0 / (qs[2].max(1) as f64).sqrt();
+            if fits && let Some(out) = q.backend().attention_causal(q, k, v, offset, scale) {
+                return out;
+            }
+        }
+        let sq = if q.rank() >= 2 {
+            q.shape()[q.rank() - 2]
+        } else {
+            0
+        };
+        let mask = Tensor::causal_mask(sq, offset, DType::F32)?;
+        Tensor::attention(q, k, v, Some(&mask))
+    }
+
     /// Scaled dot-product attention with grouped heads: `q` [.., hq, sq, d], `k` [.., hkv, sk, d],
     /// `v` [.., hkv, sk, dv] with hq % hkv == 0 (query head h reads kv head h / (hq / hkv));
     /// scores scaled by 1/sqrt(d), `mask` (float, added; or bool, true keeps) broadcast to
