@@ -1101,7 +1101,12 @@ fn attention_shared_limit(backend: &CudaBackend) -> usize {
 /// Lets the attention kernel use the device's full shared memory (long key sequences).
 pub(crate) fn prepare_attention(backend: &CudaBackend) -> Result<()> {
     let dynamic = attention_shared_limit(backend) as i32;
-    for name in ["tl_attention", "tl_attention_rows", "tl_attention_split"] {
+    for name in [
+        "tl_attention",
+        "tl_attention_rows",
+        "tl_attention_split",
+        "tl_attention_causal",
+    ] {
         let (_, f) = backend.kernels.get(name)?;
         f.set_attribute(
             cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

@@ -271,7 +271,8 @@ impl Tensor {
         } else {
             0
         };
-        let mask = Tensor::causal_mask(sq, offset, DType::F32)?;
+        // The mask is made on the default device; attention wants it beside q.
+        let mask = Tensor::causal_mask(sq, offset, DType::F32)?.to_device(q.device())?;
         Tensor::attention(q, k, v, Some(&mask))
     }
 
