@@ -69,16 +69,35 @@ impl BenchShape {
     }
 }
 
-/// What `tl bench llama` was asked to do.
+/// What `tl bench llama` was asked to do (its command-line arguments).
+#[derive(clap::Args)]
 pub struct LlamaBench {
+    /// A model file to use instead of the generated random-weight one
+    #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
+    /// Where tensors live and ops run
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// Element type of the generated model's matrices (norms stay f32) [default: f16]
+    #[arg(long, value_enum, conflicts_with = "model")]
     pub dtype: Option<BenchDtype>,
+    /// Shape of the generated model
+    #[arg(long, value_enum, default_value_t = BenchShape::Tinyllama, conflicts_with = "model")]
     pub shape: BenchShape,
+    /// Prompt tokens processed in one prefill pass
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = crate::at_least_one)]
     pub prompt: usize,
+    /// Tokens generated one at a time after the prefill
+    #[arg(long = "gen", value_name = "N", default_value_t = 256, value_parser = crate::at_least_one)]
     pub gen_tokens: usize,
+    /// Size of the tensor copied to measure the copy bandwidth, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = crate::at_least_one)]
     pub copy_mib: usize,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
     pub json: bool,
+    /// CUDA: kernel launches grouped per submission (as for `tl run`)
+    #[arg(long, value_name = "N")]
     pub compute_per_buffer: Option<usize>,
 }
 

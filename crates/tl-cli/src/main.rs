@@ -216,39 +216,11 @@ Examples:
   tl bench llama --device cuda --dtype q4_0 --json
   tl bench llama --shape tiny --dtype q8_0 --prompt 8 --gen 4
   tl bench llama --model model.gguf --prompt 128 --gen 64")]
-    Llama {
-        /// A model file to use instead of the generated random-weight one
-        #[arg(long, value_name = "PATH")]
-        model: Option<PathBuf>,
-        /// Where tensors live and ops run
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
-        /// Element type of the generated model's matrices (norms stay f32) [default: f16]
-        #[arg(long, value_enum, conflicts_with = "model")]
-        dtype: Option<bench::BenchDtype>,
-        /// Shape of the generated model
-        #[arg(long, value_enum, default_value_t = bench::BenchShape::Tinyllama, conflicts_with = "model")]
-        shape: bench::BenchShape,
-        /// Prompt tokens processed in one prefill pass
-        #[arg(long, value_name = "N", default_value_t = 512, value_parser = at_least_one)]
-        prompt: usize,
-        /// Tokens generated one at a time after the prefill
-        #[arg(long = "gen", value_name = "N", default_value_t = 256, value_parser = at_least_one)]
-        gen_tokens: usize,
-        /// Size of the tensor copied to measure the copy bandwidth, in MiB
-        #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = at_least_one)]
-        copy_mib: usize,
-        /// Print one JSON object instead of the table
-        #[arg(long)]
-        json: bool,
-        /// CUDA: kernel launches grouped per submission (as for `tl run`)
-        #[arg(long, value_name = "N")]
-        compute_per_buffer: Option<usize>,
-    },
+    Llama(bench::LlamaBench),
 }
 
 /// A whole number of 1 or more (clap reports anything else as a usage error).
-fn at_least_one(text: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!(
@@ -406,29 +378,8 @@ fn main() -> ExitCode {
             )
         }
         Command::Bench {
-            which:
-                BenchCommand::Llama {
-                    model,
-                    device,
-                    dtype,
-                    shape,
-                    prompt,
-                    gen_tokens,
-                    copy_mib,
-                    json,
-                    compute_per_buffer,
-                },
-        } => bench::run(bench::LlamaBench {
-            model,
-            device,
-            dtype,
-            shape,
-            prompt,
-            gen_tokens,
-            copy_mib,
-            json,
-            compute_per_buffer,
-        }),
+            which: BenchCommand::Llama(args),
+        } => bench::run(args),
         Command::Check { file } => check(&file),
         Command::Repl => repl::run(),
         Command::Help { name } => {
