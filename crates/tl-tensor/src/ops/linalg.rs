@@ -173,6 +173,14 @@ impl Tensor {
                 ws.len()
             );
         }
+        // Nothing to fuse: the plain products, which check their own arguments (the CUDA
+        // backend's one-row `linear` and `linear_many` already take the staged kernels).
+        if fusion.norm.is_none() && !fusion.swiglu {
+            return match ws {
+                [w] => Ok(vec![self.linear(w, fusion.bias)?]),
+                _ => self.linear_many(ws),
+            };
+        }
         if fusion.swiglu {
             if ws.len() != 2 || ws[0].shape() != ws[1].shape() {
                 bail!(
