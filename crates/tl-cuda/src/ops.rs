@@ -909,14 +909,7 @@ impl Backend for CudaBackend {
                 (hkv * sq) as u32,
                 ATTC_THREADS,
                 shared as u32,
-                Args::new()
-                    .ptr(me.input(op, &s, &out)?)
-                    .ptr(me.input(op, &s, q)?)
-                    .lay(&Lay::exact(op, q.layout())?)
-                    .ptr(me.input(op, &s, k)?)
-                    .lay(&Lay::exact(op, k.layout())?)
-                    .ptr(me.input(op, &s, v)?)
-                    .lay(&Lay::exact(op, v.layout())?)
+                me.push_qkv(&s, Args::new().ptr(me.input(op, &s, &out)?), [q, k, v])?
                     .i32(dtype_code(q.dtype()))
                     .i64(hq as i64)
                     .i64(sq as i64)
@@ -981,26 +974,23 @@ impl Backend for CudaBackend {
             ));
         }
         let po = me.input(op, &s, &out)?;
-        let pq = me.input(op, &s, q)?;
-        let pk = me.input(op, &s, k)?;
-        let pv = me.input(op, &s, v)?;
+        // Without a mask the kernel is handed q in its place (never read).
         let (pm, lm, mdt) = match mask {
             Some(m) => (
                 me.input(op, &s, m)?,
                 Lay::exact(op, m.layout())?,
                 dtype_code(m.dtype()),
             ),
-            None => (pq, Lay::exact(op, q.layout())?, dtype_code(q.dtype())),
+            None => (
+                me.input(op, &s, q)?,
+                Lay::exact(op, q.layout())?,
+                dtype_code(q.dtype()),
+            ),
         };
         let mut args = Args::new();
-        args.ptr(po)
-            .ptr(pq)
-            .lay(&Lay::exact(op, q.layout())?)
-            .ptr(pk)
-            .lay(&Lay::exact(op, k.layout())?)
-            .ptr(pv)
-            .lay(&Lay::exact(op, v.layout())?)
-            .i32(dtype_code(q.dtype()))
+        args.ptr(po);
+        me.push_qkv(&s, &mut args, [q, k, v])?;
+        args.i32(dtype_code(q.dtype()))
             .ptr(pm)
             .lay(&lm)
             .i32(mdt)
@@ -1031,6 +1021,21 @@ const ATTC_KEY_GROUPS: usize = 4;
 const SPLIT_CHUNK: usize = 128;
 
 impl CudaBackend {
+    /// Pushes each of q, k and v as the attention kernels take them: its device address and
+    /// its exact layout.
+    fn push_qkv<'a>(
+        &self,
+        s: &Arc<ThreadStream>,
+        args: &'a mut Args,
+        qkv: [&Tensor; 3],
+    ) -> Result<&'a mut Args> {
+        for t in qkv {
+            args.ptr(self.input("attention", s, t)?)
+                .lay(&Lay::exact("attention", t.layout())?);
+        }
+        Ok(args)
+    }
+
     /// Attention of single query rows (decoding) over many keys, no mask: each row's keys
     /// in chunks on separate blocks, then one merge per row (two launches).
     fn attention_split(
@@ -1057,14 +1062,7 @@ impl CudaBackend {
             (rows * splits) as u32,
             128,
             ((SPLIT_CHUNK + d + 4 * dv) * 4) as u32,
-            Args::new()
-                .ptr(pp)
-                .ptr(self.input(op, s, q)?)
-                .lay(&Lay::exact(op, q.layout())?)
-                .ptr(self.input(op, s, k)?)
-                .lay(&Lay::exact(op, k.layout())?)
-                .ptr(self.input(op, s, v)?)
-                .lay(&Lay::exact(op, v.layout())?)
+            self.push_qkv(s, Args::new().ptr(pp), [q, k, v])?
                 .i32(dtype_code(q.dtype()))
                 .i64(hq as i64)
                 .i64(sk as i64)
