@@ -27,7 +27,9 @@ ki, ni, vi, ui = head.index("ID"), head.index("Kernel Name"), head.index("Metric
 ks = []
 for r in rows:
     v = float(r[vi].replace(",", ""))
-    v = v / 1e3 if r[ui] == "nsecond" else v * 1e3 if r[ui] == "msecond" else v
+    # ncu names the unit "ns"/"nsecond", "us"/"usecond" or "ms"/"msecond"; report microseconds.
+    scale = {"ns": 1e-3, "nsecond": 1e-3, "ms": 1e3, "msecond": 1e3}.get(r[ui], 1.0)
+    v = v * scale
     ks.append((r[ni].split("(")[0], v))
 print(f"{len(ks)} kernels profiled")
 import os
