@@ -55,6 +55,8 @@ pub(crate) struct PreparedX<'x> {
     x: &'x [f32],
     kind: GgmlType,
     simd: bool,
+    /// The integer dots run the AVX-512 VNNI kernels.
+    vnni: bool,
     #[cfg(target_arch = "x86_64")]
     q8: Option<super::simd::Q8Blocks>,
 }
@@ -68,11 +70,14 @@ impl<'x> PreparedX<'x> {
                 && precision == XPrecision::Fast
                 && matches!(kind, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
                 && x.len().is_multiple_of(32);
+            let vnni = integer && super::avx512::available();
+            let halves = vnni && matches!(kind, GgmlType::Q4_0 | GgmlType::Q4_1);
             PreparedX {
                 x,
                 kind,
                 simd,
-                q8: integer.then(|| super::simd::Q8Blocks::new(x)),
+                vnni,
+                q8: integer.then(|| super::simd::Q8Blocks::new(x, halves)),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -82,6 +87,7 @@ impl<'x> PreparedX<'x> {
                 x,
                 kind,
                 simd: false,
+                vnni: false,
             }
         }
     }
@@ -95,6 +101,17 @@ impl<'x> PreparedX<'x> {
             // SAFETY: `simd` is set only when the CPU has AVX2, FMA and F16C; the kernels
             // read within `row` and `x`, whose lengths match the format (checked by callers).
             unsafe {
+                if self.vnni {
+                    use super::avx512;
+                    // SAFETY: `vnni` is set only when the CPU has AVX-512 F/BW/VL/VNNI, and
+                    // with `q8` (built with `halves` for the 4-bit formats).
+                    match (self.kind, &self.q8) {
+                        (GgmlType::Q8_0, Some(q)) => return avx512::dot_q8_0(row, q),
+                        (GgmlType::Q4_0, Some(q)) => return avx512::dot_q4_0(row, q),
+                        (GgmlType::Q4_1, Some(q)) => return avx512::dot_q4_1(row, q),
+                        _ => {}
+                    }
+                }
                 return match (self.kind, &self.q8) {
                     (GgmlType::Q8_0, Some(q)) => simd::dot_q8_0(row, q),
                     (GgmlType::Q4_0, Some(q)) => simd::dot_q4_0(row, q),

@@ -379,6 +379,8 @@ pub fn quantize_row(kind: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 pub(crate) mod matvec;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]

@@ -32,11 +32,15 @@ pub(crate) struct Q8Blocks {
     pub q: Vec<i8>,
     pub d: Vec<f32>,
     pub sum: Vec<f32>,
+    /// `q` in the order the AVX-512 4-bit kernels read it ([`super::avx512::nibble_halves`]);
+    /// empty unless asked for.
+    pub halves: Vec<i8>,
 }
 
 impl Q8Blocks {
-    /// Quantizes `x`, whose length must be a multiple of 32.
-    pub fn new(x: &[f32]) -> Q8Blocks {
+    /// Quantizes `x`, whose length must be a multiple of 32; `halves` also builds the order
+    /// the AVX-512 Q4_0 / Q4_1 kernels read.
+    pub fn new(x: &[f32], halves: bool) -> Q8Blocks {
         let nb = x.len() / 32;
         let (mut q, mut d, mut sum) = (vec![0i8; nb * 32], vec![0f32; nb], vec![0f32; nb]);
         for (b, xs) in x.chunks_exact(32).enumerate() {
@@ -52,7 +56,12 @@ impl Q8Blocks {
             d[b] = scale;
             sum[b] = scale * s as f32;
         }
-        Q8Blocks { q, d, sum }
+        let halves = if halves {
+            super::avx512::nibble_halves(&q)
+        } else {
+            Vec::new()
+        };
+        Q8Blocks { q, d, sum, halves }
     }
 }
 
@@ -202,6 +211,15 @@ unsafe fn q8_0_block(blk: *const u8, x: &Q8Blocks, b: usize) -> (__m256, __m256)
     }
 }
 
+/// Dot of the one Q8_0 block at `blk` with block `b` of `x` (the AVX-512 kernel's tail).
+#[inline(always)]
+pub(crate) unsafe fn dot_q8_0_block(blk: *const u8, x: &Q8Blocks, b: usize) -> f32 {
+    unsafe {
+        let (s, p) = q8_0_block(blk, x, b);
+        hsum(_mm256_mul_ps(s, p))
+    }
+}
+
 /// Dot of one Q8_0 row with quantized `x` (the row holds `x.d.len()` blocks). Two blocks
 /// per step into two accumulators, so the FMA latency chains overlap.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -250,6 +268,15 @@ unsafe fn q4_block<const Q4_1: bool>(
             p,
             m * *x.sum.get_unchecked(b),
         )
+    }
+}
+
+/// Dot of the one Q4_0 / Q4_1 block at `blk` with block `b` of `x` (the AVX-512 kernel's tail).
+#[inline(always)]
+pub(crate) unsafe fn dot_q4_block<const Q4_1: bool>(blk: *const u8, x: &Q8Blocks, b: usize) -> f32 {
+    unsafe {
+        let (s, p, o) = q4_block::<Q4_1>(blk, x, b);
+        hsum(_mm256_mul_ps(s, p)) + o
     }
 }
 
