@@ -236,6 +236,7 @@ enum DeviceArg {
 }
 
 fn main() -> ExitCode {
+    tl_tensor::cpu::join_worker_pool();
     let cli = Cli::parse();
     match cli.command {
         Command::Run {

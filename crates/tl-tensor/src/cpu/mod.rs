@@ -16,6 +16,21 @@ use crate::error::Result;
 use crate::ops::{BinaryOp, ReduceOp, UnaryOp};
 use crate::tensor::Tensor;
 
+/// Makes the calling thread one of the CPU worker pool's threads (the pool then starts one
+/// thread fewer). Call it once, early, from the thread that will run the program.
+///
+/// Why: a parallel kernel started from a thread outside the pool hands its work to the pool
+/// and sleeps until the pool is done; on 2 cores that is a sleep and a wake-up of the caller
+/// per mat-vec (about 150 per generated token) while it could have done half of the work.
+/// Inside the pool the caller works on its own chunks and only the other worker is woken.
+/// Returns false (and changes nothing) when the pool was already started.
+pub fn join_worker_pool() -> bool {
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .is_ok()
+}
+
 /// The CPU backend (stateless).
 pub struct CpuBackend;
 
