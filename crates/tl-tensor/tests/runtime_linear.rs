@@ -5,9 +5,10 @@
 //!
 //! Tolerances (relative, ||out - ref|| / ||ref||): f32 outputs 1e-5, f16/bf16 outputs 1e-2
 //! (TARGETS.md). For quantized W the reference uses the dequantized weights, so the kernels
-//! must match it to 1e-5; at batch 1 Q8_0/Q4_0/Q4_1 quantize x to 8-bit blocks of 32, so there
-//! the 1e-5 check is against a reference built from that quantized x, and the error against
-//! the exact-x reference is bounded separately by 2e-2 (measured about 5e-3).
+//! must match it to 1e-5; at batch 1 Q8_0/Q4_0/Q4_1 (and Q4_K/Q6_K with AVX-512 VNNI) quantize
+//! x to 8-bit blocks of 32 (`quant::quantizes_x`), so there the 1e-5 check is against a
+//! reference built from that quantized x, and the error against the exact-x reference is
+//! bounded separately by 2e-2 (measured about 5e-3).
 
 use half::f16;
 use rand::{Rng, SeedableRng};
@@ -173,7 +174,8 @@ fn q8_blocks(x: &[f32]) -> Vec<f64> {
 fn quantized_weights_match_dequantized_reference() {
     let mut r = rng(3);
     for kind in QUANT_KINDS {
-        let integer_x = matches!(kind, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1);
+        // Q8_0/Q4_0/Q4_1 always (x86-64 with AVX2), Q4_K/Q6_K with AVX-512 VNNI.
+        let integer_x = tl_tensor::quant::quantizes_x(kind);
         for (out, inp) in [(5, 256), (37, 512), (130, 1024)] {
             let packed = random_packed(kind, out * inp, &mut r);
             let mut dense = vec![0f32; out * inp];

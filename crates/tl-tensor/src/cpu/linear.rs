@@ -3,8 +3,8 @@
 //!
 //! - One row of x (decode): one pass over W, rows split over the worker pool, each row dotted
 //!   by the CPU's best kernel for the format ([`crate::quant::matvec`]'s engine: AVX-512 VNNI
-//!   or AVX2 integer dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, F16C/FMA for
-//!   the float types).
+//!   or AVX2 integer dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, and for
+//!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types).
 //! - Several rows (prefill): W is expanded to f32 a tile of rows at a time (each tile stays in
 //!   cache) and multiplied by `gemm`; tiles run in parallel. x stays f32 here.
 //!

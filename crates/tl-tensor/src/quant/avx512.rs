@@ -1,20 +1,27 @@
-//! AVX-512 VNNI row dot products for Q8_0, Q4_0 and Q4_1 (x86-64 with AVX-512 F/BW/VL and
-//! VNNI, detected at run time; [`super::simd`]'s AVX2 kernels are used otherwise).
+//! AVX-512 VNNI row dot products for Q8_0, Q4_0, Q4_1, Q4_K and Q6_K (x86-64 with AVX-512
+//! F/BW/VL and VNNI, detected at run time; [`super::simd`]'s AVX2 kernels are used otherwise,
+//! with f32 `x` for the K-quants).
 //!
 //! The arithmetic is the AVX2 kernels': `x` quantized once per call to 8-bit blocks of 32
-//! ([`Q8Blocks`]), exact i32 block sums, scaled by the two block scales in f32. What changes is
-//! the instruction count per block, which is what bounds the AVX2 Q4_0 kernel (about 8 GB/s
-//! per core where one core reads 22): `vpdpbusd` replaces the `maddubs` + `madd` pair, one
-//! 512-bit register holds four blocks, and the four weight scales are converted together.
+//! ([`Q8Blocks`]), exact i32 sums per block (per 16 values for Q6_K), scaled in f32 by the
+//! weight's and x's scales. What changes is the instruction count per block, which is what
+//! bounds the AVX2 Q4_0 kernel (about 8 GB/s per core where one core reads 22): `vpdpbusd`
+//! replaces the `maddubs` + `madd` pair, one 512-bit register holds 64 values, and a block's
+//! scales are converted together and spread over the register's lanes by one permute.
 //!
 //! - Q4_0 / Q4_1: four blocks' 16 nibble bytes fill one register; its low nibbles are the first
 //!   16 values of each block and its high nibbles the last 16. `x` is read in the matching
-//!   order ([`Q8Blocks::halves`]), so no shuffle runs per block.
+//!   order ([`Q8Blocks::reordered`]), so no shuffle runs per block.
 //! - Q8_0: `vpdpbusd` multiplies unsigned by signed bytes, so the weights are offset to
 //!   `q + 128` (one xor) and `128 * sum(x)` per block, known from quantizing `x`, is taken off.
+//! - Q4_K: 64 bytes of nibbles hold four sub-blocks (low nibbles 4k and 4k + 2, high nibbles
+//!   4k + 1 and 4k + 3); `x` is reordered to match. The mins are one FMA per 256 values.
+//! - Q6_K: the 4 low bits and 2 high bits are merged by one bit-select per 64 values; q is
+//!   0..64 unsigned, and `32 * sum(x)` per 16 values ([`Q8Blocks::sum16`]) is taken off.
 
 #![allow(clippy::missing_safety_doc)]
 
+use super::GgmlType;
 use super::simd::Q8Blocks;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -36,21 +43,42 @@ pub(crate) fn available() -> bool {
 /// Blocks per step of the kernels below.
 const GROUP: usize = 4;
 
-/// `q` (8-bit blocks of 32) reordered for the 4-bit kernels: for each group of four whole
-/// blocks, the first 16 values of each block (64 bytes), then the last 16 of each (64 bytes).
-/// Blocks after the last whole group are left out (the kernels take them one at a time from
-/// the block order).
-pub(crate) fn nibble_halves(q: &[i8]) -> Vec<i8> {
-    let groups = q.len() / (32 * GROUP);
-    let mut out = Vec::with_capacity(groups * 32 * GROUP);
-    for g in q.chunks_exact(32 * GROUP) {
-        for half in 0..2 {
-            for blk in g.chunks_exact(32) {
-                out.extend_from_slice(&blk[16 * half..16 * half + 16]);
+/// `q` (8-bit blocks of 32) in the order the `kind` kernel below reads it, or empty where it
+/// reads `q` in place:
+/// - Q4_0 / Q4_1: for each group of four whole blocks, the first 16 values of each block
+///   (64 bytes), then the last 16 of each (64 bytes); blocks after the last whole group are
+///   left out (the kernels take them one at a time from the block order).
+/// - Q4_K: blocks 0, 2, 1, 3 of each group of four (sub-blocks 2c and 2c + 1 share the bytes
+///   of chunk c, as low and high nibbles).
+pub(crate) fn reorder_for(kind: GgmlType, q: &[i8]) -> Vec<i8> {
+    let whole = q.len() / (32 * GROUP) * (32 * GROUP);
+    let mut out = Vec::with_capacity(whole);
+    for g in q[..whole].chunks_exact(32 * GROUP) {
+        match kind {
+            GgmlType::Q4_0 | GgmlType::Q4_1 => {
+                for half in 0..2 {
+                    for blk in g.chunks_exact(32) {
+                        out.extend_from_slice(&blk[16 * half..16 * half + 16]);
+                    }
+                }
             }
+            GgmlType::Q4_K => {
+                for b in [0, 2, 1, 3] {
+                    out.extend_from_slice(&g[32 * b..32 * b + 32]);
+                }
+            }
+            _ => return Vec::new(),
         }
     }
     out
+}
+
+/// True when [`PreparedX`](super::matvec::PreparedX) has an AVX-512 kernel for `kind`.
+pub(crate) fn has_kernel(kind: GgmlType) -> bool {
+    matches!(
+        kind,
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q6_K
+    )
 }
 
 /// The four f16 values at `p`, `p + stride`, `p + 2 stride`, `p + 3 stride`, as f32.
@@ -77,13 +105,13 @@ unsafe fn lanes_of_four() -> __m512i {
     unsafe { _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0) }
 }
 
-/// Dot of one Q4_0 (`Q4_1` false) or Q4_1 row with quantized `x` whose `halves` were built.
+/// Dot of one Q4_0 (`Q4_1` false) or Q4_1 row with quantized `x` (reordered for it).
 #[inline(always)]
 unsafe fn dot_q4<const Q4_1: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
         let (bb, qs_at) = if Q4_1 { (20, 4) } else { (18, 2) };
         let nb = x.d.len().min(row.len() / bb);
-        let groups = (nb / GROUP).min(x.halves.len() / (32 * GROUP));
+        let groups = (nb / GROUP).min(x.reordered.len() / (32 * GROUP));
         let rp = row.as_ptr();
         let nibble = _mm512_set1_epi8(0x0F);
         let spread = lanes_of_four();
@@ -97,7 +125,7 @@ unsafe fn dot_q4<const Q4_1: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
             w = _mm512_inserti32x4::<3>(w, _mm_loadu_si128(blk.add(3 * bb + qs_at).cast()));
             let lo = _mm512_and_si512(w, nibble);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble);
-            let xh = x.halves.as_ptr().add(32 * GROUP * g);
+            let xh = x.reordered.as_ptr().add(32 * GROUP * g);
             let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xh.cast()));
             let p = _mm512_dpbusd_epi32(p, hi, _mm512_loadu_si512(xh.add(64).cast()));
             let d = f16x4(blk, bb);
@@ -184,6 +212,189 @@ pub(crate) unsafe fn dot_q8_0(row: &[u8], x: &Q8Blocks) -> f32 {
     }
 }
 
+#[inline(always)]
+unsafe fn hsum256(v: __m256) -> f32 {
+    unsafe {
+        hsum128(_mm_add_ps(
+            _mm256_castps256_ps128(v),
+            _mm256_extractf128_ps::<1>(v),
+        ))
+    }
+}
+
+/// The eight 6-bit scales and the eight 6-bit mins of a Q4_K block, from its 12 scale bytes at
+/// `p`, as one byte each (sub-block j in byte j). Bytes 0..4 hold scales 0..4 in their low
+/// 6 bits, bytes 4..8 mins 0..4; bytes 8..12 hold the low 4 bits of scales and mins 4..8, whose
+/// top 2 bits are the top bits of bytes 0..4 (scales) and 4..8 (mins).
+#[inline(always)]
+unsafe fn q4_k_scales_mins(p: *const u8) -> (u64, u64) {
+    unsafe {
+        let word = |k: usize| p.add(4 * k).cast::<u32>().read_unaligned();
+        let (a, b, c) = (word(0), word(1), word(2));
+        let sc = (a & 0x3F3F_3F3F) as u64
+            | ((((c & 0x0F0F_0F0F) | ((a >> 2) & 0x3030_3030)) as u64) << 32);
+        let m = (b & 0x3F3F_3F3F) as u64
+            | (((((c >> 4) & 0x0F0F_0F0F) | ((b >> 2) & 0x3030_3030)) as u64) << 32);
+        (sc, m)
+    }
+}
+
+/// Eight bytes as eight f32.
+#[inline(always)]
+unsafe fn bytes_to_f32x8(v: u64) -> __m256 {
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64))) }
+}
+
+/// Dot of one Q4_K row with quantized `x` (reordered for it), a 256-value block per step.
+/// Sub-block j (32 values) is `d * sc_j * q - dmin * m_j`: its integer sum with x's block j
+/// is scaled by `d * sc_j * dx_j`, and `dmin * m_j * dx_j * sum(x_j)` is taken off.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
+    unsafe {
+        const BB: usize = 144;
+        let nb = (x.d.len() / 8)
+            .min(row.len() / BB)
+            .min(x.reordered.len() / 256);
+        let rp = row.as_ptr();
+        let nibble = _mm512_set1_epi8(0x0F);
+        // Chunk pair k (sub-blocks 4k..4k+4): the low nibbles are sub-blocks 4k and 4k + 2,
+        // the high nibbles 4k + 1 and 4k + 3, 8 lanes each.
+        let lanes =
+            |a: i32, b: i32| _mm512_set_epi32(b, b, b, b, b, b, b, b, a, a, a, a, a, a, a, a);
+        let spread = [[lanes(0, 2), lanes(1, 3)], [lanes(4, 6), lanes(5, 7)]];
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let mut off = _mm256_setzero_ps();
+        for b in 0..nb {
+            let blk = rp.add(BB * b);
+            let d = _mm256_set1_ps(super::simd::f16_at(blk));
+            let dmin = _mm256_set1_ps(super::simd::f16_at(blk.add(2)));
+            let (sc, m) = q4_k_scales_mins(blk.add(4));
+            let s = _mm256_mul_ps(
+                _mm256_mul_ps(bytes_to_f32x8(sc), d),
+                _mm256_loadu_ps(x.d.as_ptr().add(8 * b)),
+            );
+            off = _mm256_fmadd_ps(
+                _mm256_mul_ps(bytes_to_f32x8(m), dmin),
+                _mm256_loadu_ps(x.sum.as_ptr().add(8 * b)),
+                off,
+            );
+            let s = _mm512_castps256_ps512(s);
+            let xq = x.reordered.as_ptr().add(256 * b);
+            for (pair, idx) in spread.iter().enumerate() {
+                let w = _mm512_loadu_si512(blk.add(16 + 64 * pair).cast());
+                let lo = _mm512_and_si512(w, nibble);
+                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble);
+                let xp = xq.add(128 * pair);
+                let plo =
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xp.cast()));
+                let phi = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(),
+                    hi,
+                    _mm512_loadu_si512(xp.add(64).cast()),
+                );
+                acc[0] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(plo),
+                    _mm512_permutexvar_ps(idx[0], s),
+                    acc[0],
+                );
+                acc[1] = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(phi),
+                    _mm512_permutexvar_ps(idx[1], s),
+                    acc[1],
+                );
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - hsum256(off)
+    }
+}
+
+/// Dot of one Q6_K row with quantized `x` (with its `sum16`), a 256-value block per step.
+/// Value group g (16 values) is `d * sc_g * (q - 32)` with q in 0..64: its integer sum with x
+/// is scaled by `d * sc_g * dx`, and `32 * d * sc_g * dx * sum16(x)_g` is taken off.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q6_k(row: &[u8], x: &Q8Blocks) -> f32 {
+    unsafe {
+        const BB: usize = 210;
+        let nb = (x.d.len() / 8).min(row.len() / BB).min(x.sum16.len() / 16);
+        let rp = row.as_ptr();
+        let (low4, six) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x3F));
+        // Register k of a block (64 values) holds groups 4k..4k+4, 4 lanes each.
+        let groups = |k: i32| {
+            _mm512_set_epi32(
+                4 * k + 3,
+                4 * k + 3,
+                4 * k + 3,
+                4 * k + 3,
+                4 * k + 2,
+                4 * k + 2,
+                4 * k + 2,
+                4 * k + 2,
+                4 * k + 1,
+                4 * k + 1,
+                4 * k + 1,
+                4 * k + 1,
+                4 * k,
+                4 * k,
+                4 * k,
+                4 * k,
+            )
+        };
+        let spread = [groups(0), groups(1), groups(2), groups(3)];
+        // Group g of 16 values lies in x's block g / 2.
+        let block_of_group = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+        let mut acc = [_mm512_setzero_ps(); 2];
+        let mut off = _mm512_setzero_ps();
+        for b in 0..nb {
+            let blk = rp.add(BB * b);
+            let d = _mm512_set1_ps(super::simd::f16_at(blk.add(208)));
+            let sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(blk.add(192).cast())));
+            let dx = _mm512_permutexvar_ps(
+                block_of_group,
+                _mm512_castps256_ps512(_mm256_loadu_ps(x.d.as_ptr().add(8 * b))),
+            );
+            let s = _mm512_mul_ps(_mm512_mul_ps(sc, d), dx);
+            off = _mm512_fmadd_ps(s, _mm512_loadu_ps(x.sum16.as_ptr().add(16 * b)), off);
+            let xq = x.q.as_ptr().add(256 * b);
+            for half in 0..2 {
+                // 64 bytes of low nibbles: values 0..64 of the half in their low nibbles,
+                // values 64..128 in their high nibbles; 32 bytes of 2-bit pairs: bits 0-1 for
+                // values 0..32, 2-3 for 32..64, 4-5 for 64..96, 6-7 for 96..128.
+                let l = _mm512_loadu_si512(blk.add(64 * half).cast());
+                let h = _mm256_loadu_si256(blk.add(128 + 32 * half).cast());
+                let h =
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(h), _mm256_srli_epi16::<2>(h));
+                // 0xCA selects bits of the second operand where the first is set, else the third.
+                let first = _mm512_and_si512(
+                    _mm512_ternarylogic_epi32::<0xCA>(low4, l, _mm512_slli_epi16::<4>(h)),
+                    six,
+                );
+                let second = _mm512_and_si512(
+                    _mm512_ternarylogic_epi32::<0xCA>(low4, _mm512_srli_epi16::<4>(l), h),
+                    six,
+                );
+                let xp = xq.add(128 * half);
+                let p0 = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(),
+                    first,
+                    _mm512_loadu_si512(xp.cast()),
+                );
+                let p1 = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(),
+                    second,
+                    _mm512_loadu_si512(xp.add(64).cast()),
+                );
+                let s = [
+                    _mm512_permutexvar_ps(spread[2 * half], s),
+                    _mm512_permutexvar_ps(spread[2 * half + 1], s),
+                ];
+                acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), s[0], acc[0]);
+                acc[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), s[1], acc[1]);
+            }
+        }
+        _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - 32.0 * _mm512_reduce_add_ps(off)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{GgmlType, dequantize_blocks};
@@ -196,10 +407,10 @@ mod tests {
     fn random_row(kind: GgmlType, blocks: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
         let bb = kind.block_bytes();
         let mut row: Vec<u8> = (0..blocks * bb).map(|_| rng.random()).collect();
-        let scales: &[usize] = if kind == GgmlType::Q4_1 {
-            &[0, 2]
-        } else {
-            &[0]
+        let scales: &[usize] = match kind {
+            GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+            GgmlType::Q6_K => &[208],
+            _ => &[0],
         };
         for blk in row.chunks_exact_mut(bb) {
             for &at in scales {
@@ -210,15 +421,11 @@ mod tests {
         row
     }
 
-    /// The dot in f64 of the expanded row with x as the kernels see it (dequantized 8-bit).
-    fn reference(kind: GgmlType, row: &[u8], x: &Q8Blocks) -> f64 {
-        let mut w = vec![0f32; x.q.len()];
+    /// The row expanded to f32 by the reference decoder.
+    fn expand(kind: GgmlType, row: &[u8], n: usize) -> Vec<f32> {
+        let mut w = vec![0f32; n];
         dequantize_blocks(kind, row, &mut w);
-        w.iter()
-            .zip(&x.q)
-            .enumerate()
-            .map(|(i, (&wv, &qv))| wv as f64 * qv as f64 * x.d[i / 32] as f64)
-            .sum()
+        w
     }
 
     #[test]
@@ -228,33 +435,42 @@ mod tests {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(12);
-        for kind in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        let cases: [(GgmlType, &[usize]); 5] = [
             // Whole groups of four blocks, and 1 to 3 blocks after them.
-            for blocks in [1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176] {
-                let xv: Vec<f32> = (0..32 * blocks)
-                    .map(|_| rng.random_range(-2.0f32..2.0))
-                    .collect();
-                let x = Q8Blocks::new(&xv, true);
+            (GgmlType::Q8_0, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
+            (GgmlType::Q4_0, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
+            (GgmlType::Q4_1, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
+            (GgmlType::Q4_K, &[1, 2, 3, 8, 22]),
+            (GgmlType::Q6_K, &[1, 2, 3, 8, 22]),
+        ];
+        for (kind, counts) in cases {
+            assert!(has_kernel(kind));
+            for &blocks in counts {
+                let n = blocks * kind.block_size();
+                let xv: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+                let x = Q8Blocks::new(&xv, Some(kind));
                 let mut worst = 0f64;
                 for _ in 0..8 {
                     let row = random_row(kind, blocks, &mut rng);
-                    let want = reference(kind, &row, &x);
-                    // SAFETY: `available()` checked the CPU; row and x hold `blocks` blocks.
+                    let w = expand(kind, &row, n);
+                    // The dot in f64 with x as the kernels see it (its 8-bit blocks).
+                    let want: f64 = (0..n)
+                        .map(|i| w[i] as f64 * x.q[i] as f64 * x.d[i / 32] as f64)
+                        .sum();
+                    // SAFETY: `available()` checked the CPU; row and x hold `n` values.
                     let got = unsafe {
                         match kind {
                             GgmlType::Q8_0 => dot_q8_0(&row, &x),
                             GgmlType::Q4_0 => dot_q4_0(&row, &x),
-                            _ => dot_q4_1(&row, &x),
+                            GgmlType::Q4_1 => dot_q4_1(&row, &x),
+                            GgmlType::Q4_K => dot_q4_k(&row, &x),
+                            _ => dot_q6_k(&row, &x),
                         }
                     } as f64;
-                    let scale: f64 = {
-                        let mut w = vec![0f32; xv.len()];
-                        dequantize_blocks(kind, &row, &mut w);
-                        w.iter().zip(&xv).map(|(a, b)| (a * b).abs() as f64).sum()
-                    };
+                    // Relative to sum |w x| (the dot itself may cancel to near zero).
+                    let scale: f64 = w.iter().zip(&xv).map(|(a, b)| (a * b).abs() as f64).sum();
                     worst = worst.max((got - want).abs() / scale.max(1e-30));
                 }
-                // Relative to sum |w x| (the dot itself may cancel to near zero).
                 assert!(worst < 1e-5, "{kind:?} with {blocks} blocks: error {worst}");
             }
         }

@@ -9,9 +9,10 @@ use rayon::prelude::*;
 /// How `x` enters the quantized dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XPrecision {
-    /// Q8_0, Q4_0 and Q4_1 rows are dotted in integers with `x` quantized once to 8-bit blocks
-    /// of 32 (llama.cpp's choice; adds a relative error of about 0.5% / sqrt(block count) per
-    /// output). Other formats use f32 `x`.
+    /// Q8_0, Q4_0 and Q4_1 rows (and Q4_K and Q6_K rows on CPUs with AVX-512 VNNI) are dotted
+    /// in integers with `x` quantized once to 8-bit blocks of 32 (llama.cpp's choice; adds a
+    /// relative error of about 0.5% / sqrt(block count) per output); see [`quantizes_x`].
+    /// Other formats use f32 `x`.
     Fast,
     /// Every format dequantizes block by block and multiplies with f32 `x` (exact x, slower).
     F32,
@@ -50,6 +51,23 @@ impl<'a> PackedRows<'a> {
     }
 }
 
+/// True when [`XPrecision::Fast`] dots rows of `kind` in integers with `x` quantized to 8-bit
+/// blocks of 32 on this CPU: Q8_0, Q4_0 and Q4_1 with AVX2; also Q4_K and Q6_K with AVX-512
+/// VNNI. Other formats (and other CPUs) multiply with f32 `x`.
+pub fn quantizes_x(kind: GgmlType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::simd::available()
+            && (matches!(kind, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
+                || (super::avx512::available() && super::avx512::has_kernel(kind)))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = kind;
+        false
+    }
+}
+
 /// `x` in the form the chosen row kernel reads.
 pub(crate) struct PreparedX<'x> {
     x: &'x [f32],
@@ -66,18 +84,15 @@ impl<'x> PreparedX<'x> {
         #[cfg(target_arch = "x86_64")]
         {
             let simd = super::simd::available();
-            let integer = simd
-                && precision == XPrecision::Fast
-                && matches!(kind, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
-                && x.len().is_multiple_of(32);
+            let integer =
+                precision == XPrecision::Fast && x.len().is_multiple_of(32) && quantizes_x(kind);
             let vnni = integer && super::avx512::available();
-            let halves = vnni && matches!(kind, GgmlType::Q4_0 | GgmlType::Q4_1);
             PreparedX {
                 x,
                 kind,
                 simd,
                 vnni,
-                q8: integer.then(|| super::simd::Q8Blocks::new(x, halves)),
+                q8: integer.then(|| super::simd::Q8Blocks::new(x, vnni.then_some(kind))),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -109,6 +124,8 @@ impl<'x> PreparedX<'x> {
                         (GgmlType::Q8_0, Some(q)) => return avx512::dot_q8_0(row, q),
                         (GgmlType::Q4_0, Some(q)) => return avx512::dot_q4_0(row, q),
                         (GgmlType::Q4_1, Some(q)) => return avx512::dot_q4_1(row, q),
+                        (GgmlType::Q4_K, Some(q)) => return avx512::dot_q4_k(row, q),
+                        (GgmlType::Q6_K, Some(q)) => return avx512::dot_q6_k(row, q),
                         _ => {}
                     }
                 }

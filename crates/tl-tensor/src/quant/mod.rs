@@ -21,8 +21,8 @@
 use crate::error::{Result, TensorError};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
-pub use matvec::XPrecision;
 use matvec::{PackedRows, matvec_rows};
+pub use matvec::{XPrecision, quantizes_x};
 
 /// Values per super-block of the K-quant formats.
 pub const QK_K: usize = 256;

@@ -32,15 +32,17 @@ pub(crate) struct Q8Blocks {
     pub q: Vec<i8>,
     pub d: Vec<f32>,
     pub sum: Vec<f32>,
-    /// `q` in the order the AVX-512 4-bit kernels read it ([`super::avx512::nibble_halves`]);
-    /// empty unless asked for.
-    pub halves: Vec<i8>,
+    /// `q` in the order one AVX-512 kernel reads it ([`super::avx512::reorder_for`]); empty
+    /// for the formats that read `q` in place.
+    pub reordered: Vec<i8>,
+    /// `sum(q)` over each 16 values, for the Q6_K kernel (empty for the others).
+    pub sum16: Vec<f32>,
 }
 
 impl Q8Blocks {
-    /// Quantizes `x`, whose length must be a multiple of 32; `halves` also builds the order
-    /// the AVX-512 Q4_0 / Q4_1 kernels read.
-    pub fn new(x: &[f32], halves: bool) -> Q8Blocks {
+    /// Quantizes `x`, whose length must be a multiple of 32; `vnni_kind` also builds what the
+    /// AVX-512 kernel for that format reads besides `q`.
+    pub fn new(x: &[f32], vnni_kind: Option<GgmlType>) -> Q8Blocks {
         let nb = x.len() / 32;
         let (mut q, mut d, mut sum) = (vec![0i8; nb * 32], vec![0f32; nb], vec![0f32; nb]);
         if available() {
@@ -49,12 +51,21 @@ impl Q8Blocks {
         } else {
             quantize_blocks(x, &mut q, &mut d, &mut sum);
         }
-        let halves = if halves {
-            super::avx512::nibble_halves(&q)
+        let reordered = vnni_kind.map_or_else(Vec::new, |k| super::avx512::reorder_for(k, &q));
+        let sum16 = if vnni_kind == Some(GgmlType::Q6_K) {
+            q.chunks_exact(16)
+                .map(|g| g.iter().map(|&v| v as i32).sum::<i32>() as f32)
+                .collect()
         } else {
             Vec::new()
         };
-        Q8Blocks { q, d, sum, halves }
+        Q8Blocks {
+            q,
+            d,
+            sum,
+            reordered,
+            sum16,
+        }
     }
 }
 
@@ -97,7 +108,7 @@ unsafe fn hsum(v: __m256) -> f32 {
 
 /// The f16 at `p` (little-endian) as f32, through F16C.
 #[inline(always)]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
     unsafe {
         let bits = u16::from_le_bytes([*p, *p.add(1)]);
         _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
