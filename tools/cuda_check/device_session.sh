@@ -5,10 +5,14 @@
 #   3. TinyLlama-shaped GGUFs (F16, Q8_0, Q4_0) written here by make_tinyllama_shaped.py;
 #   4. tl's logits on cuda vs tools/bench/torch_llama.py (f32 arithmetic on the same weights);
 #   5. prefill and decode timings of tl (`tl bench llama --json` on the same files) and of
-#      PyTorch (eager and CUDA graph), then one table.
+#      PyTorch (eager and CUDA graph), then one table;
+#   6. (replay) f16 decode at several launch-group sizes (0: direct launches; N: groups of N
+#      launches, a repeated group replayed as a CUDA graph);
+#   7. (products) prefill's matrix products timed alone (tools/cuda_check/prefill_products.tl).
 # Run from the repository root with target-cudarun/ holding: tl (release build with
 # --features cuda), ops, runtime, kernels_compile (tl-cuda test binaries), stories260k.gguf and
-# py/ (the gguf Python package). Set STEPS to a subset of "tests tiny models logits bench".
+# py/ (the gguf Python package). Set STEPS to a subset of
+# "tests tiny examples models logits bench replay products" (replay needs models).
 set -u
 R=target-cudarun
 TL=$R/tl
@@ -134,4 +138,16 @@ for v in ["f16", "q8_0", "q4_0"]:
 print(f"| PyTorch eager | f16 | {t['prefill_ms']:.1f} | {t['decode_eager_tok_s']:.1f} | 1 | - | - | - | - |")
 print(f"| PyTorch CUDA graph | f16 | - | {t['decode_graph_tok_s']:.1f} | 1 | - | 1 | - | - |")
 PY
+fi
+
+if has replay; then
+  for g in ${GROUPS_SWEEP:-0 16 32 64 128 1024}; do
+    stamp "f16 decode, --compute-per-buffer $g"
+    $TL run examples/llama/bench.tl --device cuda --stats --compute-per-buffer $g -- $M/tinyllama-shaped-f16.gguf --prompt $PROMPT --gen $GEN 2>&1 | grep -E "prefill:|decode:|per generated token"
+  done
+fi
+
+if has products; then
+  stamp "prefill products alone ($PROMPT tokens, f16)"
+  $TL run tools/cuda_check/prefill_products.tl --device cuda -- $PROMPT 2>&1 | tail -6
 fi
