@@ -1,4 +1,4 @@
-//! AVX-512 VNNI row dot products for Q8_0, Q4_0, Q4_1, Q4_K and Q6_K (x86-64 with AVX-512
+//! AVX-512 VNNI row dot products for Q8_0, Q4_0, Q4_1, Q4_K, Q5_K and Q6_K (x86-64 with AVX-512
 //! F/BW/VL and VNNI, detected at run time; [`super::simd`]'s AVX2 kernels are used otherwise,
 //! with f32 `x` for the K-quants).
 //!
@@ -14,8 +14,9 @@
 //!   order ([`Q8Blocks::reordered`]), so no shuffle runs per block.
 //! - Q8_0: `vpdpbusd` multiplies unsigned by signed bytes, so the weights are offset to
 //!   `q + 128` (one xor) and `128 * sum(x)` per block, known from quantizing `x`, is taken off.
-//! - Q4_K: 64 bytes of nibbles hold four sub-blocks (low nibbles 4k and 4k + 2, high nibbles
-//!   4k + 1 and 4k + 3); `x` is reordered to match. The mins are one FMA per 256 values.
+//! - Q4_K / Q5_K: 64 bytes of nibbles hold four sub-blocks (low nibbles 4k and 4k + 2, high
+//!   nibbles 4k + 1 and 4k + 3); `x` is reordered to match. The mins are one FMA per 256
+//!   values; Q5_K's fifth bits are shifted into place from 32 bytes per block.
 //! - Q6_K: the 4 low bits and 2 high bits are merged by one bit-select per 64 values; q is
 //!   0..64 unsigned, and `32 * sum(x)` per 16 values ([`Q8Blocks::sum16`]) is taken off.
 
@@ -48,8 +49,8 @@ const GROUP: usize = 4;
 /// - Q4_0 / Q4_1: for each group of four whole blocks, the first 16 values of each block
 ///   (64 bytes), then the last 16 of each (64 bytes); blocks after the last whole group are
 ///   left out (the kernels take them one at a time from the block order).
-/// - Q4_K: blocks 0, 2, 1, 3 of each group of four (sub-blocks 2c and 2c + 1 share the bytes
-///   of chunk c, as low and high nibbles).
+/// - Q4_K / Q5_K: blocks 0, 2, 1, 3 of each group of four (sub-blocks 2c and 2c + 1 share the
+///   bytes of chunk c, as low and high nibbles).
 pub(crate) fn reorder_for(kind: GgmlType, q: &[i8]) -> Vec<i8> {
     let whole = q.len() / (32 * GROUP) * (32 * GROUP);
     let mut out = Vec::with_capacity(whole);
@@ -62,7 +63,7 @@ pub(crate) fn reorder_for(kind: GgmlType, q: &[i8]) -> Vec<i8> {
                     }
                 }
             }
-            GgmlType::Q4_K => {
+            GgmlType::Q4_K | GgmlType::Q5_K => {
                 for b in [0, 2, 1, 3] {
                     out.extend_from_slice(&g[32 * b..32 * b + 32]);
                 }
@@ -77,7 +78,12 @@ pub(crate) fn reorder_for(kind: GgmlType, q: &[i8]) -> Vec<i8> {
 pub(crate) fn has_kernel(kind: GgmlType) -> bool {
     matches!(
         kind,
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q6_K
+        GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
     )
 }
 
@@ -245,18 +251,20 @@ unsafe fn bytes_to_f32x8(v: u64) -> __m256 {
     unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64))) }
 }
 
-/// Dot of one Q4_K row with quantized `x` (reordered for it), a 256-value block per step.
-/// Sub-block j (32 values) is `d * sc_j * q - dmin * m_j`: its integer sum with x's block j
-/// is scaled by `d * sc_j * dx_j`, and `dmin * m_j * dx_j * sum(x_j)` is taken off.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
+/// Dot of one Q4_K (`FIVE` false) or Q5_K row with quantized `x` (reordered for it), a
+/// 256-value block per step. Sub-block j (32 values) is `d * sc_j * q - dmin * m_j`: its
+/// integer sum with x's block j is scaled by `d * sc_j * dx_j`, and `dmin * m_j * dx_j *
+/// sum(x_j)` is taken off. Q5_K adds a fifth bit per value: bit j of `qh[l]` for value l of
+/// sub-block j.
+#[inline(always)]
+unsafe fn dot_k4<const FIVE: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
-        const BB: usize = 144;
+        let (bb, qs_at) = if FIVE { (176, 48) } else { (144, 16) };
         let nb = (x.d.len() / 8)
-            .min(row.len() / BB)
+            .min(row.len() / bb)
             .min(x.reordered.len() / 256);
         let rp = row.as_ptr();
-        let nibble = _mm512_set1_epi8(0x0F);
+        let (nibble, fifth) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
         // Chunk pair k (sub-blocks 4k..4k+4): the low nibbles are sub-blocks 4k and 4k + 2,
         // the high nibbles 4k + 1 and 4k + 3, 8 lanes each.
         let lanes =
@@ -265,7 +273,7 @@ pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
         let mut acc = [_mm512_setzero_ps(); 2];
         let mut off = _mm256_setzero_ps();
         for b in 0..nb {
-            let blk = rp.add(BB * b);
+            let blk = rp.add(bb * b);
             let d = _mm256_set1_ps(super::simd::f16_at(blk));
             let dmin = _mm256_set1_ps(super::simd::f16_at(blk.add(2)));
             let (sc, m) = q4_k_scales_mins(blk.add(4));
@@ -279,11 +287,29 @@ pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
                 off,
             );
             let s = _mm512_castps256_ps512(s);
+            // Q5_K: qh beside qh >> 2, so bit j of the first half and bit j + 2 of the second
+            // land at the same position (sub-blocks 4k + j and 4k + j + 2 of one register).
+            let qh = if FIVE {
+                let h = _mm256_loadu_si256(blk.add(16).cast());
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(h), _mm256_srli_epi16::<2>(h))
+            } else {
+                _mm512_setzero_si512()
+            };
             let xq = x.reordered.as_ptr().add(256 * b);
             for (pair, idx) in spread.iter().enumerate() {
-                let w = _mm512_loadu_si512(blk.add(16 + 64 * pair).cast());
-                let lo = _mm512_and_si512(w, nibble);
-                let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble);
+                let w = _mm512_loadu_si512(blk.add(qs_at + 64 * pair).cast());
+                let mut lo = _mm512_and_si512(w, nibble);
+                let mut hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble);
+                if FIVE {
+                    // Bit 4k (low nibbles) and bit 4k + 1 (high nibbles) moved to bit 4.
+                    let (lo5, hi5) = if pair == 0 {
+                        (_mm512_slli_epi16::<4>(qh), _mm512_slli_epi16::<3>(qh))
+                    } else {
+                        (qh, _mm512_srli_epi16::<1>(qh))
+                    };
+                    lo = _mm512_or_si512(lo, _mm512_and_si512(lo5, fifth));
+                    hi = _mm512_or_si512(hi, _mm512_and_si512(hi5, fifth));
+                }
                 let xp = xq.add(128 * pair);
                 let plo =
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xp.cast()));
@@ -306,6 +332,16 @@ pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
         }
         _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) - hsum256(off)
     }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
+    unsafe { dot_k4::<false>(row, x) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn dot_q5_k(row: &[u8], x: &Q8Blocks) -> f32 {
+    unsafe { dot_k4::<true>(row, x) }
 }
 
 /// Dot of one Q6_K row with quantized `x` (with its `sum16`), a 256-value block per step.
@@ -408,7 +444,7 @@ mod tests {
         let bb = kind.block_bytes();
         let mut row: Vec<u8> = (0..blocks * bb).map(|_| rng.random()).collect();
         let scales: &[usize] = match kind {
-            GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+            GgmlType::Q4_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
             GgmlType::Q6_K => &[208],
             _ => &[0],
         };
@@ -435,12 +471,13 @@ mod tests {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(12);
-        let cases: [(GgmlType, &[usize]); 5] = [
+        let cases: [(GgmlType, &[usize]); 6] = [
             // Whole groups of four blocks, and 1 to 3 blocks after them.
             (GgmlType::Q8_0, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
             (GgmlType::Q4_0, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
             (GgmlType::Q4_1, &[1, 2, 3, 4, 5, 7, 8, 11, 64, 67, 176]),
             (GgmlType::Q4_K, &[1, 2, 3, 8, 22]),
+            (GgmlType::Q5_K, &[1, 2, 3, 8, 22]),
             (GgmlType::Q6_K, &[1, 2, 3, 8, 22]),
         ];
         for (kind, counts) in cases {
@@ -464,6 +501,7 @@ mod tests {
                             GgmlType::Q4_0 => dot_q4_0(&row, &x),
                             GgmlType::Q4_1 => dot_q4_1(&row, &x),
                             GgmlType::Q4_K => dot_q4_k(&row, &x),
+                            GgmlType::Q5_K => dot_q5_k(&row, &x),
                             _ => dot_q6_k(&row, &x),
                         }
                     } as f64;

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 /// How `x` enters the quantized dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XPrecision {
-    /// Q8_0, Q4_0 and Q4_1 rows (and Q4_K and Q6_K rows on CPUs with AVX-512 VNNI) are dotted
+    /// Q8_0, Q4_0 and Q4_1 rows (and K-quant rows on CPUs with AVX-512 VNNI) are dotted
     /// in integers with `x` quantized once to 8-bit blocks of 32 (llama.cpp's choice; adds a
     /// relative error of about 0.5% / sqrt(block count) per output); see [`quantizes_x`].
     /// Other formats use f32 `x`.
@@ -52,7 +52,7 @@ impl<'a> PackedRows<'a> {
 }
 
 /// True when [`XPrecision::Fast`] dots rows of `kind` in integers with `x` quantized to 8-bit
-/// blocks of 32 on this CPU: Q8_0, Q4_0 and Q4_1 with AVX2; also Q4_K and Q6_K with AVX-512
+/// blocks of 32 on this CPU: Q8_0, Q4_0 and Q4_1 with AVX2; also the K-quants with AVX-512
 /// VNNI. Other formats (and other CPUs) multiply with f32 `x`.
 pub fn quantizes_x(kind: GgmlType) -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -125,6 +125,7 @@ impl<'x> PreparedX<'x> {
                         (GgmlType::Q4_0, Some(q)) => return avx512::dot_q4_0(row, q),
                         (GgmlType::Q4_1, Some(q)) => return avx512::dot_q4_1(row, q),
                         (GgmlType::Q4_K, Some(q)) => return avx512::dot_q4_k(row, q),
+                        (GgmlType::Q5_K, Some(q)) => return avx512::dot_q5_k(row, q),
                         (GgmlType::Q6_K, Some(q)) => return avx512::dot_q6_k(row, q),
                         _ => {}
                     }
