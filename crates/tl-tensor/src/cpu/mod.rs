@@ -8,6 +8,7 @@ pub(crate) mod nn;
 pub(crate) mod quantized;
 pub(crate) mod reduce;
 pub(crate) mod strided;
+pub(crate) mod team;
 pub(crate) mod write;
 
 use crate::backend::Backend;

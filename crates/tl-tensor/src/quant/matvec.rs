@@ -4,7 +4,6 @@
 
 use super::GgmlType;
 use super::portable;
-use rayon::prelude::*;
 
 /// How `x` enters the quantized dot products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,19 +162,36 @@ pub(crate) fn matvec_rows(
 ) {
     debug_assert!(w.in_bounds() && x.len() == w.cols && y.len() == w.rows);
     let px = PreparedX::new(w.kind, x, precision);
-    let threads = rayon::current_num_threads();
+    let threads = crate::cpu::team::threads();
     if !parallel || threads < 2 || w.rows * w.cols < PARALLEL_MIN_WEIGHTS || w.rows < 2 {
         for (r, out) in y.iter_mut().enumerate() {
             *out = px.dot(w.row(r));
         }
         return;
     }
-    // A few chunks per thread balance the load when one core is busy elsewhere.
-    let chunk = w.rows.div_ceil(threads * 4).max(8);
-    y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
-        let first = c * chunk;
-        for (j, out) in ys.iter_mut().enumerate() {
-            *out = px.dot(w.row(first + j));
+    // Chunks are claimed one at a time, so several per thread balance the load when one
+    // core is busy elsewhere.
+    let chunk = w.rows.div_ceil(threads * 8).max(8);
+    let out = SharedOut(y.as_mut_ptr());
+    crate::cpu::team::for_each_range(w.rows, chunk, &|rows| {
+        // SAFETY: the team hands out disjoint row ranges inside 0..w.rows = 0..y.len(), and
+        // `y` outlives the loop.
+        let ys = unsafe { std::slice::from_raw_parts_mut(out.at(rows.start), rows.len()) };
+        for (out, r) in ys.iter_mut().zip(rows) {
+            *out = px.dot(w.row(r));
         }
     });
+}
+
+/// `y`'s address, shared by the threads of one loop (each writes its own rows).
+struct SharedOut(*mut f32);
+
+// SAFETY: the threads write disjoint elements, and the loop ends before `y` is used again.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn at(&self, i: usize) -> *mut f32 {
+        // SAFETY: callers pass an index inside `y`.
+        unsafe { self.0.add(i) }
+    }
 }
