@@ -27,8 +27,7 @@ use super::simd::Q8Blocks;
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
 
-/// True when the CPU has AVX-512 F, BW, VL, VNNI and VBMI besides AVX2, FMA and F16C (checked
-/// once): Ice Lake, Zen 4 and later.
+/// True when the CPU has AVX-512 F, BW, VL and VNNI besides AVX2, FMA and F16C (checked once).
 /// `TL_CPU_NO_AVX512=1` turns these kernels off (to compare them with the AVX2 ones).
 pub(crate) fn available() -> bool {
     static HAVE: OnceLock<bool> = OnceLock::new();
@@ -38,7 +37,6 @@ pub(crate) fn available() -> bool {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512vnni")
-            && is_x86_feature_detected!("avx512vbmi")
             && std::env::var_os("TL_CPU_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
     })
 }
@@ -107,71 +105,46 @@ unsafe fn hsum128(v: __m128) -> f32 {
     }
 }
 
-/// Byte indices for gathering a group of four Q4_0 / Q4_1 blocks (block size `bb`, nibbles at
-/// `qs_at`) from the group's bytes: the 64 nibble bytes in block order (a two-register byte
-/// permute over the group's first 128 bytes), then each block's scale (`d`, at 0) and offset
-/// (`m`, at 2) as 16 f16 lanes, 4 per block (a one-register permute over the first 64).
+/// Lane -> block of a register holding four blocks' sums (4 lanes each).
 #[inline(always)]
-unsafe fn q4_gather_indices(bb: usize, qs_at: usize) -> [__m512i; 3] {
-    unsafe {
-        let mut qs = [0u8; 64];
-        for (j, v) in qs.iter_mut().enumerate() {
-            *v = (bb * (j / 16) + qs_at + j % 16) as u8;
-        }
-        let (mut d, mut m) = ([0u8; 64], [0u8; 64]);
-        for j in 0..32 {
-            d[j] = (bb * (j / 8) + j % 2) as u8;
-            m[j] = d[j] + 2;
-        }
-        let load = |v: &[u8; 64]| _mm512_loadu_si512(v.as_ptr().cast());
-        [load(&qs), load(&d), load(&m)]
-    }
+unsafe fn lanes_of_four() -> __m512i {
+    unsafe { _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0) }
 }
 
-/// Dot of one Q4_0 (`Q4_1` false) or Q4_1 row with quantized `x` (reordered for it, with
-/// its per-lane scales and sums). A group of four blocks (72 or 80 bytes) is two loads; one
-/// byte permute puts its 64 nibble bytes in order and another its four scales, 4 lanes each.
+/// Dot of one Q4_0 (`Q4_1` false) or Q4_1 row with quantized `x` (reordered for it).
 #[inline(always)]
 unsafe fn dot_q4<const Q4_1: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
         let (bb, qs_at) = if Q4_1 { (20, 4) } else { (18, 2) };
         let nb = x.d.len().min(row.len() / bb);
-        let groups = (nb / GROUP)
-            .min(x.reordered.len() / (32 * GROUP))
-            .min(x.lanes.len() / 32);
+        let groups = (nb / GROUP).min(x.reordered.len() / (32 * GROUP));
         let rp = row.as_ptr();
         let nibble = _mm512_set1_epi8(0x0F);
-        let [qs_idx, d_idx, m_idx] = q4_gather_indices(bb, qs_at);
-        // The group's bytes past the first 64 (8 or 16); a masked load reads nothing beyond.
-        let rest: __mmask64 = (1u64 << (GROUP * bb - 64)) - 1;
+        let spread = lanes_of_four();
         let mut acc = [_mm512_setzero_ps(); 2];
-        let mut off = _mm512_setzero_ps();
+        let mut off = _mm_setzero_ps();
         for g in 0..groups {
             let blk = rp.add(bb * GROUP * g);
-            let head = _mm512_loadu_si512(blk.cast());
-            let tail = _mm512_maskz_loadu_epi8(rest, blk.add(64).cast());
-            let w = _mm512_permutex2var_epi8(head, qs_idx, tail);
+            let mut w = _mm512_castsi128_si512(_mm_loadu_si128(blk.add(qs_at).cast()));
+            w = _mm512_inserti32x4::<1>(w, _mm_loadu_si128(blk.add(bb + qs_at).cast()));
+            w = _mm512_inserti32x4::<2>(w, _mm_loadu_si128(blk.add(2 * bb + qs_at).cast()));
+            w = _mm512_inserti32x4::<3>(w, _mm_loadu_si128(blk.add(3 * bb + qs_at).cast()));
             let lo = _mm512_and_si512(w, nibble);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(w), nibble);
             let xh = x.reordered.as_ptr().add(32 * GROUP * g);
             let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xh.cast()));
             let p = _mm512_dpbusd_epi32(p, hi, _mm512_loadu_si512(xh.add(64).cast()));
-            let half16 =
-                |idx| _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(idx, head)));
-            let d = half16(d_idx);
-            let lanes = x.lanes.as_ptr().add(32 * g);
+            let d = f16x4(blk, bb);
+            let s = _mm_mul_ps(d, _mm_loadu_ps(x.d.as_ptr().add(GROUP * g)));
+            let s = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(s));
             // Two accumulators so consecutive groups' FMAs do not wait on each other.
-            acc[g & 1] = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(p),
-                _mm512_mul_ps(d, _mm512_loadu_ps(lanes)),
-                acc[g & 1],
-            );
+            acc[g & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), s, acc[g & 1]);
             // Q4_0: w = d (q - 8), so the offset term is -8 d sum(x); Q4_1: w = d q + m.
-            let m = if Q4_1 { half16(m_idx) } else { d };
-            off = _mm512_fmadd_ps(m, _mm512_loadu_ps(lanes.add(16)), off);
+            let m = if Q4_1 { f16x4(blk.add(2), bb) } else { d };
+            off = _mm_fmadd_ps(m, _mm_loadu_ps(x.sum.as_ptr().add(GROUP * g)), off);
         }
         let mut s = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
-            + _mm512_reduce_add_ps(off) * if Q4_1 { 1.0 } else { -8.0 };
+            + hsum128(off) * if Q4_1 { 1.0 } else { -8.0 };
         for b in GROUP * groups..nb {
             s += super::simd::dot_q4_block::<Q4_1>(rp.add(bb * b), x, b);
         }
@@ -179,35 +152,18 @@ unsafe fn dot_q4<const Q4_1: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
     }
 }
 
-/// x's block scales and sums spread over the lanes of the 4-bit kernels' registers: for each
-/// group of four blocks, 16 lanes of `d` (4 per block), then 16 of `sum / 4` (the 4 lanes of a
-/// block add up to its sum).
-pub(crate) fn lanes_for(kind: GgmlType, d: &[f32], sum: &[f32]) -> Vec<f32> {
-    if !matches!(kind, GgmlType::Q4_0 | GgmlType::Q4_1) {
-        return Vec::new();
-    }
-    let groups = d.len() / GROUP;
-    let mut out = Vec::with_capacity(groups * 32);
-    for g in 0..groups {
-        let blocks = GROUP * g..GROUP * g + GROUP;
-        out.extend(blocks.clone().flat_map(|b| [d[b]; 4]));
-        out.extend(blocks.flat_map(|b| [sum[b] / 4.0; 4]));
-    }
-    out
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_0(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe { dot_q4::<false>(row, x) }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_1(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe { dot_q4::<true>(row, x) }
 }
 
 /// Dot of one Q8_0 row with quantized `x`, four blocks (two registers) per step.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q8_0(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
         const BB: usize = 34;
@@ -378,12 +334,12 @@ unsafe fn dot_k4<const FIVE: bool>(row: &[u8], x: &Q8Blocks) -> f32 {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q4_k(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe { dot_k4::<false>(row, x) }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q5_k(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe { dot_k4::<true>(row, x) }
 }
@@ -391,7 +347,7 @@ pub(crate) unsafe fn dot_q5_k(row: &[u8], x: &Q8Blocks) -> f32 {
 /// Dot of one Q6_K row with quantized `x` (with its `sum16`), a 256-value block per step.
 /// Value group g (16 values) is `d * sc_g * (q - 32)` with q in 0..64: its integer sum with x
 /// is scaled by `d * sc_g * dx`, and `32 * d * sc_g * dx * sum16(x)_g` is taken off.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn dot_q6_k(row: &[u8], x: &Q8Blocks) -> f32 {
     unsafe {
         const BB: usize = 210;

@@ -37,9 +37,6 @@ pub(crate) struct Q8Blocks {
     pub reordered: Vec<i8>,
     /// `sum(q)` over each 16 values, for the Q6_K kernel (empty for the others).
     pub sum16: Vec<f32>,
-    /// `d` and `sum` spread over register lanes for the Q4_0 / Q4_1 kernels
-    /// ([`super::avx512::lanes_for`]; empty for the others).
-    pub lanes: Vec<f32>,
 }
 
 impl Q8Blocks {
@@ -62,14 +59,12 @@ impl Q8Blocks {
         } else {
             Vec::new()
         };
-        let lanes = vnni_kind.map_or_else(Vec::new, |k| super::avx512::lanes_for(k, &d, &sum));
         Q8Blocks {
             q,
             d,
             sum,
             reordered,
             sum16,
-            lanes,
         }
     }
 }
