@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
+/// Threads of a loop at most (the caller included).
+const MAX_THREADS: usize = 16;
+
 /// How long an idle helper spins before it parks.
 const SPIN: Duration = Duration::from_millis(4);
 
@@ -60,7 +63,9 @@ struct Team {
 fn team() -> Option<&'static Team> {
     static TEAM: OnceLock<Option<Team>> = OnceLock::new();
     TEAM.get_or_init(|| {
-        let threads = super::matmul::num_threads();
+        // Beyond a few threads per memory channel a mat-vec gains nothing, while every
+        // helper spins for a while after each loop.
+        let threads = super::matmul::num_threads().min(MAX_THREADS);
         if threads < 2 {
             return None;
         }
