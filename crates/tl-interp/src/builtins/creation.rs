@@ -113,12 +113,14 @@ fn shape_and_dtype(args: &CallArgs) -> Result<(Vec<usize>, DType)> {
 
 fn zeros(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let (shape, dtype) = shape_and_dtype(args)?;
-    Ok(Value::Tensor(Tensor::zeros(&shape, dtype)))
+    let t = Tensor::try_full(&shape, 0.0, dtype).map_err(|e| args.error(e.to_string()))?;
+    Ok(Value::Tensor(t))
 }
 
 fn ones(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let (shape, dtype) = shape_and_dtype(args)?;
-    Ok(Value::Tensor(Tensor::ones(&shape, dtype)))
+    let t = Tensor::try_full(&shape, 1.0, dtype).map_err(|e| args.error(e.to_string()))?;
+    Ok(Value::Tensor(t))
 }
 
 fn full(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
@@ -133,7 +135,8 @@ fn full(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
         .collect::<Result<_>>()?;
     let value = args.float(1)?;
     let dtype = args.dtype_named(DType::F32)?;
-    Ok(Value::Tensor(Tensor::full(&shape, value, dtype)))
+    let t = Tensor::try_full(&shape, value, dtype).map_err(|e| args.error(e.to_string()))?;
+    Ok(Value::Tensor(t))
 }
 
 fn random_dtype(args: &CallArgs, dtype: DType) -> Result<()> {
@@ -150,13 +153,16 @@ fn random_dtype(args: &CallArgs, dtype: DType) -> Result<()> {
 fn rand(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let (shape, dtype) = shape_and_dtype(args)?;
     random_dtype(args, dtype)?;
-    Ok(Value::Tensor(Tensor::rand(&shape, dtype, interp.rng())))
+    let t = Tensor::try_rand(&shape, dtype, interp.rng()).map_err(|e| args.error(e.to_string()))?;
+    Ok(Value::Tensor(t))
 }
 
 fn randn(interp: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     let (shape, dtype) = shape_and_dtype(args)?;
     random_dtype(args, dtype)?;
-    Ok(Value::Tensor(Tensor::randn(&shape, dtype, interp.rng())))
+    let t =
+        Tensor::try_randn(&shape, dtype, interp.rng()).map_err(|e| args.error(e.to_string()))?;
+    Ok(Value::Tensor(t))
 }
 
 fn arange(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {

@@ -71,16 +71,25 @@ fn on_default_device(t: Tensor) -> Tensor {
 }
 
 impl Tensor {
-    /// A tensor of `shape` with every element `value` (converted to `dtype`).
+    /// A tensor of `shape` with every element `value` (converted to `dtype`). Panics where
+    /// [`Tensor::try_full`] fails.
     pub fn full(shape: &[usize], value: f64, dtype: DType) -> Tensor {
-        stats::count_op();
-        let made = match default_device() {
-            Device::Cpu => CPU.full(shape, value, dtype),
-            d => device_backend(d).and_then(|b| b.full(shape, value, dtype)),
-        };
-        match made {
+        match Tensor::try_full(shape, value, dtype) {
             Ok(t) => t,
             Err(e) => panic!("creating a tensor on {}: {e}", default_device()),
+        }
+    }
+
+    /// [`Tensor::full`], failing (instead of aborting the process) when the shape's size
+    /// overflows or its memory cannot be had ([`check_creatable`]), or the device refuses.
+    pub fn try_full(shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        stats::count_op();
+        match default_device() {
+            Device::Cpu => {
+                check_creatable(shape, dtype)?;
+                CPU.full(shape, value, dtype)
+            }
+            d => device_backend(d).and_then(|b| b.full(shape, value, dtype)),
         }
     }
 
@@ -131,13 +140,67 @@ impl Tensor {
         on_default_device(from_f32_values(values, shape, dtype, true))
     }
 
+    /// [`Tensor::rand`], failing where [`Tensor::try_full`] would.
+    pub fn try_rand(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Result<Tensor> {
+        check_creatable(shape, DType::F32)?;
+        check_creatable(shape, dtype)?;
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.rng().random::<f32>()).collect();
+        stats::count_op();
+        from_f32_values(values, shape, dtype, true).to_default_device()
+    }
+
     /// Standard normal samples, drawn in f32 and stored as `dtype`.
     pub fn randn(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Tensor {
+        match Tensor::try_randn(shape, dtype, rng) {
+            Ok(t) => t,
+            Err(e) => panic!("creating a tensor on {}: {e}", default_device()),
+        }
+    }
+
+    /// [`Tensor::randn`], failing where [`Tensor::try_full`] would.
+    pub fn try_randn(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Result<Tensor> {
+        check_creatable(shape, DType::F32)?;
+        check_creatable(shape, dtype)?;
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n)
             .map(|_| rng.rng().sample::<f32, _>(rand_distr::StandardNormal))
             .collect();
         stats::count_op();
-        on_default_device(from_f32_values(values, shape, dtype, false))
+        from_f32_values(values, shape, dtype, false).to_default_device()
     }
+}
+
+/// Fails when a new host tensor of `shape` and `dtype` cannot be made: its element count or
+/// byte size overflows, or the memory cannot be reserved (asked of the allocator and given
+/// back at once, so that a shape far beyond the machine's memory is an error naming the shape
+/// and its size instead of the allocator aborting the process).
+pub fn check_creatable(shape: &[usize], dtype: DType) -> Result<()> {
+    let too_big = || {
+        crate::error::TensorError(format!(
+            "a {shape:?} {} tensor has more elements than memory can address",
+            dtype.name()
+        ))
+    };
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(too_big)?;
+    let bytes = match dtype.ggml_type() {
+        Some(k) if k.is_quantized() => n.div_ceil(k.block_size()).checked_mul(k.block_bytes()),
+        _ => n.checked_mul(dtype.size_in_bytes()),
+    }
+    .ok_or_else(too_big)?;
+    if bytes > isize::MAX as usize {
+        return Err(too_big());
+    }
+    // Small tensors are always fine; only a large request is worth asking the allocator about.
+    if bytes >= 1 << 30 && Vec::<u8>::new().try_reserve_exact(bytes).is_err() {
+        bail!(
+            "a {shape:?} {} tensor needs {:.1} GB, which this machine's memory cannot hold",
+            dtype.name(),
+            bytes as f64 / 1e9
+        );
+    }
+    Ok(())
 }
