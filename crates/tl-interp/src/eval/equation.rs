@@ -2088,7 +2088,13 @@ impl Interpreter {
         let mut rhs_uses = Vec::new();
         virtual_uses(value, &mut rhs_uses);
         let Some((t, d, _, name)) = lhs_uses.first().cloned() else {
-            let (n, _, sp, _) = &rhs_uses[0];
+            // `has_virtual` also sees `*t` nested in an index expression, which has no meaning.
+            let Some((n, _, sp, _)) = rhs_uses.first() else {
+                return Err(RuntimeError::new(
+                    "a virtual index `*t` can only be a whole index of a tensor (as in `State[i, *t+1]`), not part of an index expression",
+                    span,
+                ));
+            };
             return Err(RuntimeError::new(
                 format!(
                     "the virtual index `*{n}` is read here, but the left side has none (write it as `State[*{n}+1] = ...`)"
