@@ -108,6 +108,9 @@ struct Measured {
     steps: u64,
     step_stats: tl_tensor::stats::Stats,
     copy_bytes_per_s: f64,
+    /// On the CPU, the read bandwidth of all worker threads: decode reads its weights that way,
+    /// and on several cores it exceeds a one-thread copy.
+    read_bytes_per_s: Option<f64>,
 }
 
 pub fn run(b: LlamaBench) -> ExitCode {
@@ -154,6 +157,8 @@ fn bench(b: &LlamaBench) -> Result<(), BenchError> {
     let copy_bytes_per_s =
         tl_tensor::device::copy_bandwidth(device, b.copy_mib << 20, COPY_REPEATS)
             .map_err(|e| format!("measuring the copy bandwidth on {device}: {e}"))?;
+    let read_bytes_per_s = (device == tl_tensor::Device::Cpu)
+        .then(|| tl_tensor::device::host_read_bandwidth(b.copy_mib << 20, COPY_REPEATS, true));
 
     let program = crate::chat::chat_program_path()
         .and_then(|_| crate::chat::cached_program("bench.tl", BENCH_PROGRAM))?;
@@ -191,6 +196,7 @@ fn bench(b: &LlamaBench) -> Result<(), BenchError> {
         steps,
         step_stats,
         copy_bytes_per_s,
+        read_bytes_per_s,
     };
     let report = Report {
         bench: b,
@@ -355,6 +361,12 @@ impl Report<'_> {
         100.0 * self.achieved_bytes_per_s() / self.m.copy_bytes_per_s
     }
 
+    fn percent_of_read(&self) -> Option<f64> {
+        self.m
+            .read_bytes_per_s
+            .map(|r| 100.0 * self.achieved_bytes_per_s() / r)
+    }
+
     fn table(&self) -> String {
         let s = &self.m.step_stats;
         let rows: Vec<(String, String)> = vec![
@@ -422,13 +434,25 @@ impl Report<'_> {
                 format!("{:.1} %", self.percent_of_copy()),
             ),
         ];
+        let mut rows = rows;
+        if let (Some(r), Some(p)) = (self.m.read_bytes_per_s, self.percent_of_read()) {
+            rows.push((
+                "read bandwidth".into(),
+                format!(
+                    "{:.1} GB/s (sum of {} MiB on every worker thread, best of {COPY_REPEATS})",
+                    r / 1e9,
+                    self.bench.copy_mib
+                ),
+            ));
+            rows.push(("of read bandwidth".into(), format!("{p:.1} %")));
+        }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();
         for (k, v) in &rows {
             out.push_str(&format!("{k:<width$}  {v}\n"));
         }
         out.push_str(&format!(
-            "summary: {} {}: prefill {} tokens in {:.2} ms, decode {:.2} tok/s, {:.2} syncs/token, {:.1} launches/token, {:.1} GB/s = {:.1}% of copy bandwidth\n",
+            "summary: {} {}: prefill {} tokens in {:.2} ms, decode {:.2} tok/s, {:.2} syncs/token, {:.1} launches/token, {:.1} GB/s = {:.1}% of copy bandwidth{}\n",
             self.device,
             self.dtype_name(),
             self.bench.prompt,
@@ -437,7 +461,10 @@ impl Report<'_> {
             self.per_step(s.syncs),
             self.per_step(s.kernel_launches),
             self.achieved_bytes_per_s() / 1e9,
-            self.percent_of_copy()
+            self.percent_of_copy(),
+            self.percent_of_read()
+                .map(|p| format!(", {p:.1}% of read bandwidth"))
+                .unwrap_or_default()
         ));
         out
     }
@@ -462,6 +489,8 @@ impl Report<'_> {
             "achieved_gb_s": self.achieved_bytes_per_s() / 1e9,
             "copy_gb_s": self.m.copy_bytes_per_s / 1e9,
             "percent_of_copy": self.percent_of_copy(),
+            "read_gb_s": self.m.read_bytes_per_s.map(|r| r / 1e9),
+            "percent_of_read": self.percent_of_read(),
         })
         .to_string()
     }

@@ -205,6 +205,9 @@ Runs examples/llama/bench.tl (built into tl) through the interpreter: a warm-up,
   copy bandwidth     the best of 5 copies of a --copy-mib tensor into a fresh one on the
                      same device through the runtime (bytes read + written per second)
   of copy bandwidth  achieved bandwidth as a percentage of the copy bandwidth
+  read bandwidth     (CPU only) the best of 5 parallel sums of a --copy-mib buffer on every
+                     worker thread: how decode reads weights, so the figure to compare with
+  of read bandwidth  (CPU only) achieved bandwidth as a percentage of the read bandwidth
 
 Model: --model FILE (GGUF, .safetensors or a folder, as for `tl chat`), else a random-weight
 model of --shape in --dtype, written once into $TL_CACHE_DIR/bench (else

@@ -741,6 +741,11 @@ fn bench_llama_on_a_tiny_generated_model() {
     assert!(ops >= 10.0, "{table}");
     assert!(bench_row(&table, "copy bandwidth")[0] > 0.0, "{table}");
     assert!(bench_row(&table, "of copy bandwidth")[0] > 0.0, "{table}");
+    // On the CPU also the read bandwidth of every worker thread, and the share of it.
+    // (The share is checked exactly against the JSON figures below.)
+    assert!(bench_row(&table, "read bandwidth")[0] > 0.0, "{table}");
+    assert!(bench_row(&table, "of read bandwidth")[0] > 0.0, "{table}");
+    assert!(table.contains("% of read bandwidth\n"), "{table}");
     assert!(
         table.contains("summary: cpu q8_0: prefill 8 tokens in"),
         "{table}"
@@ -771,6 +776,8 @@ fn bench_llama_on_a_tiny_generated_model() {
     assert!((num("achieved_gb_s") / achieved - 1.0).abs() < 1e-9, "{j}");
     let percent = 100.0 * num("achieved_gb_s") / num("copy_gb_s");
     assert!((num("percent_of_copy") / percent - 1.0).abs() < 1e-9, "{j}");
+    let percent = 100.0 * num("achieved_gb_s") / num("read_gb_s");
+    assert!((num("percent_of_read") / percent - 1.0).abs() < 1e-9, "{j}");
     assert_eq!(num("tensor_ops_per_token"), ops);
     assert_eq!((num("prompt_tokens"), num("gen_tokens")), (8.0, 4.0));
 

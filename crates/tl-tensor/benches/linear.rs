@@ -11,7 +11,6 @@
 use half::f16;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use std::time::Instant;
 use tl_tensor::quant::{GgmlType, XPrecision, matvec_with};
 use tl_tensor::{CpuStorage, DType, HostBuf, Tensor};
@@ -114,28 +113,14 @@ fn packed_bytes(t: &Tensor) -> &[u8] {
     }
 }
 
-/// Sum in 16 independent lanes, so the loop vectorises and runs at memory speed.
-fn lane_sum(c: &[f32]) -> f32 {
-    let mut lanes = [0f32; 16];
-    for ch in c.chunks_exact(16) {
-        for (l, v) in lanes.iter_mut().zip(ch) {
-            *l += v;
-        }
-    }
-    lanes.iter().sum()
-}
-
-/// GB/s of reading `bytes` with one sum over all cores (the memory-bandwidth floor).
+/// GB/s of reading 512 MiB with one thread and with all (the memory-bandwidth floor).
 fn read_bandwidth() -> (f64, f64) {
-    let data: Vec<f32> = (0..128 << 20).map(|i| (i % 7) as f32).collect();
-    let bytes = (data.len() * 4) as f64;
-    let one = time(5, || {
-        std::hint::black_box(data.chunks(1 << 16).map(lane_sum).sum::<f32>());
-    });
-    let all = time(5, || {
-        std::hint::black_box(data.par_chunks(1 << 16).map(lane_sum).sum::<f32>());
-    });
-    (bytes / one / 1e9, bytes / all / 1e9)
+    use tl_tensor::device::host_read_bandwidth;
+    let bytes = 512 << 20;
+    (
+        host_read_bandwidth(bytes, 5, false) / 1e9,
+        host_read_bandwidth(bytes, 5, true) / 1e9,
+    )
 }
 
 fn main() {

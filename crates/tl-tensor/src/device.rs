@@ -231,6 +231,37 @@ pub fn copy_bandwidth(device: Device, bytes: usize, repeats: usize) -> Result<f6
     Ok(2.0 * (n * 8) as f64 / best.max(1e-9))
 }
 
+/// Sum in 16 independent lanes, so the loop vectorises and runs at memory speed.
+fn lane_sum(c: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    for ch in c.chunks_exact(16) {
+        for (l, v) in lanes.iter_mut().zip(ch) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum()
+}
+
+/// Bytes per second of reading `bytes` of host memory (a touched buffer, summed), the best of
+/// `repeats`: on every worker thread when `all_threads` (what the CPU mat-vecs of a decode
+/// step do with a model's weights), else on the calling thread.
+pub fn host_read_bandwidth(bytes: usize, repeats: usize, all_threads: bool) -> f64 {
+    use rayon::prelude::*;
+    let data: Vec<f32> = (0..(bytes / 4).max(16)).map(|i| (i % 7) as f32).collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        let t0 = std::time::Instant::now();
+        let total: f32 = if all_threads {
+            data.par_chunks(1 << 16).map(lane_sum).sum()
+        } else {
+            data.chunks(1 << 16).map(lane_sum).sum()
+        };
+        std::hint::black_box(total);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    (data.len() * 4) as f64 / best.max(1e-9)
+}
+
 /// `copy_bandwidth` on the host: the best of `repeats` copies between two touched buffers.
 fn host_copy_bandwidth(bytes: usize, repeats: usize) -> f64 {
     let n = bytes.max(8);
