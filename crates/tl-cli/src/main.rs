@@ -332,6 +332,12 @@ fn main() -> ExitCode {
                     }
                 },
             };
+            // A file that is not a model (or a damaged one) is reported as such here, before
+            // chat.tl runs and reports it from inside its own source.
+            if let Err(e) = tl_models::Model::open(&model) {
+                eprintln!("error: cannot read the model: {e}");
+                return ExitCode::from(1);
+            }
             let program = match chat::chat_program_path() {
                 Ok(p) => p,
                 Err(e) => {

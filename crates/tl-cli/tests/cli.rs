@@ -579,6 +579,20 @@ fn chat_with_a_missing_model_names_it() {
     );
 }
 
+/// A file that is not a model is reported as such before the chat program starts (not from a
+/// line inside chat.tl).
+#[test]
+fn chat_with_a_file_that_is_not_a_model_says_so() {
+    let out = tl(&["chat", "README.md", "--prompt", "hi"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: cannot read the model: README.md: unknown model format"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("chat.tl"), "{stderr}");
+}
+
 /// `learn` prints one progress line per `max(1, epochs / 10)` epochs (and the first and last)
 /// to stderr, with the loss and the time per epoch; `--quiet` and `quiet: true` silence it.
 #[test]
