@@ -185,7 +185,8 @@ fn quantized_weights_match_dequantized_reference() {
             assert_eq!(w.dtype(), kind.dtype());
             let bias = values(&mut r, out);
             let b = Tensor::from_f64(&bias, &[out], DType::F32).unwrap();
-            for m in [1, 4, 70] {
+            // 4 and 7 rows: the few-rows tiles (with 3 rows over); 70: the tiled gemm.
+            for m in [1, 4, 7, 70] {
                 let xv: Vec<f32> = values(&mut r, m * inp).iter().map(|&v| v as f32).collect();
                 let x = Tensor::from_f32(xv.clone(), &[m, inp]).unwrap();
                 let y = x.linear(&w, Some(&b)).unwrap();

@@ -123,6 +123,128 @@ fn tiled_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
     }
 }
 
+/// Rows of x up to which [`few_rows_product`] runs instead of [`tiled_product`] (on CPUs with
+/// AVX-512): with few rows, `gemm` spends as long packing each weight tile as multiplying it.
+#[cfg(target_arch = "x86_64")]
+const FEW_ROWS: usize = 64;
+
+/// `y[m, out] = x[m, in] @ W^T` for a few rows of x (a short prompt): W's rows are expanded to
+/// f32 four at a time into a buffer that stays in L1, and each group of four is dotted with
+/// every row of x (which stays in L2) by a 4 x 4 register tile; row groups run on the mat-vec
+/// team. Exact f32 arithmetic, as `tiled_product`.
+#[cfg(target_arch = "x86_64")]
+fn few_rows_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
+    let (out_f, in_f) = (w.rows, w.cols);
+    let threads = crate::cpu::team::threads();
+    // Whole groups of four rows per chunk, a few chunks per thread.
+    let chunk = (out_f.div_ceil(threads * 4).div_ceil(4) * 4).max(4);
+    let out = SharedOut(y.as_mut_ptr());
+    crate::cpu::team::for_each_range(out_f, chunk, &|rows| {
+        let mut buf = vec![0f32; 4 * in_f];
+        let mut r = rows.start;
+        while r < rows.end {
+            let nr = (rows.end - r).min(4);
+            for (j, dst) in buf.chunks_exact_mut(in_f).enumerate() {
+                if j < nr {
+                    expand_row(w.kind, w.row(r + j), dst);
+                } else {
+                    dst.fill(0.0);
+                }
+            }
+            let mut i = 0;
+            while i < m {
+                let nc = (m - i).min(4);
+                let xs = &x[i * in_f..(i + nc) * in_f];
+                // SAFETY: `few_rows_product` runs only where `avx512_tiles` is true; `buf`
+                // holds 4 rows and `xs` nc rows of in_f values.
+                let dots = unsafe { tile_dots(&buf, xs, in_f, nc) };
+                for (c, row) in dots.iter().take(nc).enumerate() {
+                    for (j, &v) in row.iter().take(nr).enumerate() {
+                        // SAFETY: (i + c, r + j) lies inside y [m, out_f]; every chunk writes
+                        // its own columns, and y outlives the loop.
+                        unsafe { *out.at((i + c) * out_f + r + j) = v };
+                    }
+                }
+                i += nc;
+            }
+            r += nr;
+        }
+    });
+}
+
+/// True when the CPU runs [`few_rows_product`]'s tiles (AVX-512 F).
+#[cfg(target_arch = "x86_64")]
+fn avx512_tiles() -> bool {
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && std::env::var_os("TL_CPU_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
+    })
+}
+
+/// Dots of the 4 rows of `w` with the `nc` (1..=4) rows of `x` (each `k` long): `[c][r]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn tile_dots(w: &[f32], x: &[f32], k: usize, nc: usize) -> [[f32; 4]; 4] {
+    unsafe {
+        match nc {
+            4 => tile::<4>(w, x, k),
+            3 => tile::<3>(w, x, k),
+            2 => tile::<2>(w, x, k),
+            _ => tile::<1>(w, x, k),
+        }
+    }
+}
+
+/// [`tile_dots`] for `C` rows of x: 4 x C accumulators of 16 lanes, one pass over k.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn tile<const C: usize>(w: &[f32], x: &[f32], k: usize) -> [[f32; 4]; 4] {
+    use std::arch::x86_64::*;
+    unsafe {
+        let (wp, xp) = (w.as_ptr(), x.as_ptr());
+        let mut acc = [[_mm512_setzero_ps(); 4]; C];
+        let mut i = 0;
+        while i + 16 <= k {
+            let wv: [__m512; 4] = std::array::from_fn(|r| _mm512_loadu_ps(wp.add(r * k + i)));
+            for (c, a) in acc.iter_mut().enumerate() {
+                let xv = _mm512_loadu_ps(xp.add(c * k + i));
+                for (r, ar) in a.iter_mut().enumerate() {
+                    *ar = _mm512_fmadd_ps(wv[r], xv, *ar);
+                }
+            }
+            i += 16;
+        }
+        let mut out = [[0f32; 4]; 4];
+        for (c, a) in acc.iter().enumerate() {
+            for (r, ar) in a.iter().enumerate() {
+                let mut v = _mm512_reduce_add_ps(*ar);
+                for j in i..k {
+                    v += *wp.add(r * k + j) * *xp.add(c * k + j);
+                }
+                out[c][r] = v;
+            }
+        }
+        out
+    }
+}
+
+/// `y`'s address, shared by the threads of one product (each writes its own columns).
+#[cfg(target_arch = "x86_64")]
+struct SharedOut(*mut f32);
+
+// SAFETY: the threads write disjoint elements, and the product ends before `y` is used again.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for SharedOut {}
+
+#[cfg(target_arch = "x86_64")]
+impl SharedOut {
+    fn at(&self, i: usize) -> *mut f32 {
+        // SAFETY: callers pass an index inside `y`.
+        unsafe { self.0.add(i) }
+    }
+}
+
 /// `x @ W^T + b` with the checks of `Tensor::linear` already done. Falls back to the general
 /// product for weights whose layout cannot be read row by row (e.g. a transposed view).
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
@@ -146,6 +268,13 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tenso
         if m == 1 {
             matvec_rows(&rows, &xs, &mut y, XPrecision::Fast, true);
         } else {
+            #[cfg(target_arch = "x86_64")]
+            if m <= FEW_ROWS && avx512_tiles() {
+                few_rows_product(&rows, &xs, m, &mut y);
+            } else {
+                tiled_product(&rows, &xs, m, &mut y);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
             tiled_product(&rows, &xs, m, &mut y);
         }
     }
