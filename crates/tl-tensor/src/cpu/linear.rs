@@ -5,8 +5,10 @@
 //!   by the CPU's best kernel for the format ([`crate::quant::matvec`]'s engine: AVX-512 VNNI
 //!   or AVX2 integer dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, and for
 //!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types).
-//! - Several rows (prefill): W is expanded to f32 a tile of rows at a time (each tile stays in
-//!   cache) and multiplied by `gemm`; tiles run in parallel. x stays f32 here.
+//! - 2 to 64 rows (a short prompt), with AVX-512: W expanded to f32 four rows at a time and
+//!   dotted with every row of x in 4 x 4 register tiles ([`few_rows_product`]).
+//! - More rows (prefill): W is expanded to f32 a tile of rows at a time (each tile stays in
+//!   cache) and multiplied by `gemm`; tiles run in parallel. x stays f32 in both.
 //!
 //! Results are computed in f32 and rounded once to the output dtype.
 
