@@ -260,12 +260,9 @@ fn kv_cache(_: &mut Interpreter, args: &mut CallArgs) -> Result<Value> {
     if !dtype.is_float() {
         return Err(args.error(format!("a KV cache holds floats, not {}", dtype.name())));
     }
-    Ok(Value::Object(Rc::new(KvCache::preallocated(
-        layers,
-        max_len,
-        vec![kv_heads, head_dim],
-        dtype,
-    ))))
+    let cache = KvCache::preallocated(layers, max_len, vec![kv_heads, head_dim], dtype)
+        .map_err(|e| args.error(e))?;
+    Ok(Value::Object(Rc::new(cache)))
 }
 
 fn kv_new(args: &CallArgs, dtype: DType) -> Result<Value> {

@@ -132,9 +132,12 @@ impl Interpreter {
         };
         let (n, d, init) = (entities.len(), space.dimension, space.init);
         let tensor = match init {
-            Init::Zeros => Tensor::zeros(&[n, d], DType::F32),
+            Init::Zeros => Tensor::try_full(&[n, d], 0.0, DType::F32)
+                .map_err(|e| RuntimeError::new(format!("embedding `{name}`: {e}"), span))?,
             Init::Random | Init::Orthonormal => {
-                let raw = Tensor::randn(&[n, d], DType::F32, self.rng()).to_vec_f64();
+                let raw = Tensor::try_randn(&[n, d], DType::F32, self.rng())
+                    .map_err(|e| RuntimeError::new(format!("embedding `{name}`: {e}"), span))?
+                    .to_vec_f64();
                 let mut rows: Vec<Vec<f64>> = raw.chunks(d).map(<[f64]>::to_vec).collect();
                 if init == Init::Orthonormal {
                     if d < n {

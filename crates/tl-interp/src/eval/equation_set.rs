@@ -290,9 +290,8 @@ impl Interpreter {
             .expect("a group has an equation");
         for m in members {
             let shape = self.infer_shape(m, members, eqs)?;
-            let zeros = Tensor::zeros(&shape, DType::F32)
-                .to_default_device()
-                .map_err(tensor_err(first.span))?;
+            let zeros =
+                Tensor::try_full(&shape, 0.0, DType::F32).map_err(tensor_err(first.span))?;
             self.bind_or_rebind(m, Value::Tensor(zeros));
         }
         let mut change = f64::INFINITY;

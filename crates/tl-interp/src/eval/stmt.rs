@@ -507,7 +507,10 @@ impl Interpreter {
                 let dtype = DType::from_name(&decl.ty.dtype).ok_or_else(|| {
                     RuntimeError::new(format!("unknown dtype `{}`", decl.ty.dtype), decl.ty.span)
                 })?;
-                Value::Tensor(Tensor::zeros(&shape, dtype))
+                let zeros = Tensor::try_full(&shape, 0.0, dtype).map_err(|e| {
+                    RuntimeError::new(format!("tensor `{}`: {e}", decl.name), decl.ty.span)
+                })?;
+                Value::Tensor(zeros)
             }
         };
         let ty = TypeExpr::Tensor(decl.ty.clone());

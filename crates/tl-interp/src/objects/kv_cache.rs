@@ -20,15 +20,20 @@ struct Layer {
 }
 
 impl Layer {
-    /// An empty layer with room for `rows` rows of `row_shape`.
-    fn zeros(rows: usize, row_shape: &[usize], dtype: DType) -> Layer {
+    /// An empty layer with room for `rows` rows of `row_shape`; fails when that does not fit
+    /// in memory (or on the device).
+    fn zeros(rows: usize, row_shape: &[usize], dtype: DType) -> Result<Layer, String> {
         let mut shape = vec![rows];
         shape.extend(row_shape);
-        Layer {
-            keys: Tensor::zeros(&shape, dtype),
-            values: Tensor::zeros(&shape, dtype),
+        let zeros = || {
+            Tensor::try_full(&shape, 0.0, dtype)
+                .map_err(|e| format!("cannot make the KV cache: {e}"))
+        };
+        Ok(Layer {
+            keys: zeros()?,
+            values: zeros()?,
             len: 0,
-        }
+        })
     }
 }
 
@@ -44,23 +49,24 @@ pub struct KvCache {
 }
 
 impl KvCache {
-    /// A preallocated cache: `layers` x [max_len, kv_heads, head_dim] zeros of `dtype`.
+    /// A preallocated cache: `layers` x [max_len, kv_heads, head_dim] zeros of `dtype`; fails
+    /// when that does not fit in memory.
     pub fn preallocated(
         layers: usize,
         max_len: usize,
         row_shape: Vec<usize>,
         dtype: DType,
-    ) -> KvCache {
+    ) -> Result<KvCache, String> {
         let all = (0..layers)
-            .map(|_| Some(Layer::zeros(max_len, &row_shape, dtype)))
-            .collect();
-        KvCache {
+            .map(|_| Layer::zeros(max_len, &row_shape, dtype).map(Some))
+            .collect::<Result<_, _>>()?;
+        Ok(KvCache {
             layers: RefCell::new(all),
             capacity: RefCell::new(max_len),
             row_shape: RefCell::new(Some(row_shape)),
             dtype,
             growable: false,
-        }
+        })
     }
 
     /// A cache whose rows are sized by the first append and which grows as needed.
@@ -163,8 +169,10 @@ impl KvCache {
             self.grow(end.max(2 * self.capacity()))?;
         }
         let mut layers = self.layers.borrow_mut();
-        let layer_state =
-            layers[l].get_or_insert_with(|| Layer::zeros(self.capacity(), &row, self.dtype));
+        if layers[l].is_none() {
+            layers[l] = Some(Layer::zeros(self.capacity(), &row, self.dtype)?);
+        }
+        let layer_state = layers[l].as_mut().expect("made above");
         if let Some((theta, neox)) = rope {
             Tensor::write_kv_rope_in_place(
                 &mut layer_state.keys,
@@ -192,7 +200,8 @@ impl KvCache {
             for t in [&mut layer.keys, &mut layer.values] {
                 let mut shape = t.shape().to_vec();
                 shape[0] = rows - shape[0];
-                let extra = Tensor::zeros(&shape, self.dtype);
+                let extra = Tensor::try_full(&shape, 0.0, self.dtype)
+                    .map_err(|e| format!("cannot grow the KV cache: {e}"))?;
                 *t = Tensor::concat(&[t.clone(), extra], 0).map_err(|e| e.to_string())?;
             }
         }
