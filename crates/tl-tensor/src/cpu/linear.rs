@@ -140,7 +140,7 @@ fn few_rows_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
     let threads = crate::cpu::team::threads();
     // Whole groups of four rows per chunk, a few chunks per thread.
     let chunk = (out_f.div_ceil(threads * 4).div_ceil(4) * 4).max(4);
-    let out = SharedOut(y.as_mut_ptr());
+    let out = crate::cpu::team::SharedOut(y.as_mut_ptr());
     crate::cpu::team::for_each_range(out_f, chunk, &|rows| {
         let mut buf = vec![0f32; 4 * in_f];
         let mut r = rows.start;
@@ -228,22 +228,6 @@ unsafe fn tile<const C: usize>(w: &[f32], x: &[f32], k: usize) -> [[f32; 4]; 4] 
             }
         }
         out
-    }
-}
-
-/// `y`'s address, shared by the threads of one product (each writes its own columns).
-#[cfg(target_arch = "x86_64")]
-struct SharedOut(*mut f32);
-
-// SAFETY: the threads write disjoint elements, and the product ends before `y` is used again.
-#[cfg(target_arch = "x86_64")]
-unsafe impl Sync for SharedOut {}
-
-#[cfg(target_arch = "x86_64")]
-impl SharedOut {
-    fn at(&self, i: usize) -> *mut f32 {
-        // SAFETY: callers pass an index inside `y`.
-        unsafe { self.0.add(i) }
     }
 }
 

@@ -204,6 +204,22 @@ fn helper(s: &'static Shared) {
     }
 }
 
+/// An output buffer's address shared by the threads of one loop, each writing its own
+/// elements (the loop ends before the buffer is used again).
+pub(crate) struct SharedOut(pub(crate) *mut f32);
+
+// SAFETY: the threads write disjoint elements, and the loop ends before the buffer is used
+// again.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The address of element `i`.
+    pub(crate) fn at(&self, i: usize) -> *mut f32 {
+        // SAFETY: callers pass an index inside the buffer.
+        unsafe { self.0.add(i) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,7 +172,7 @@ pub(crate) fn matvec_rows(
     // Chunks are claimed one at a time, so several per thread balance the load when one
     // core is busy elsewhere.
     let chunk = w.rows.div_ceil(threads * 8).max(8);
-    let out = SharedOut(y.as_mut_ptr());
+    let out = crate::cpu::team::SharedOut(y.as_mut_ptr());
     crate::cpu::team::for_each_range(w.rows, chunk, &|rows| {
         // SAFETY: the team hands out disjoint row ranges inside 0..w.rows = 0..y.len(), and
         // `y` outlives the loop.
@@ -181,17 +181,4 @@ pub(crate) fn matvec_rows(
             *out = px.dot(w.row(r));
         }
     });
-}
-
-/// `y`'s address, shared by the threads of one loop (each writes its own rows).
-struct SharedOut(*mut f32);
-
-// SAFETY: the threads write disjoint elements, and the loop ends before `y` is used again.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    fn at(&self, i: usize) -> *mut f32 {
-        // SAFETY: callers pass an index inside `y`.
-        unsafe { self.0.add(i) }
-    }
 }
