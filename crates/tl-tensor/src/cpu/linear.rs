@@ -178,10 +178,7 @@ fn few_rows_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 fn avx512_tiles() -> bool {
     static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAVE.get_or_init(|| {
-        is_x86_feature_detected!("avx512f")
-            && std::env::var_os("TL_CPU_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
-    })
+    *HAVE.get_or_init(|| is_x86_feature_detected!("avx512f") && !crate::quant::avx512::turned_off())
 }
 
 /// Dots of the 4 rows of `w` with the `nc` (1..=4) rows of `x` (each `k` long): `[c][r]`.

@@ -134,20 +134,15 @@ impl Tensor {
     /// Uniform samples in `[0, 1)`, drawn in f32 and stored as `dtype` (int tensors get the
     /// truncation, zeros; bool tensors get `true` for non-zero samples).
     pub fn rand(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Tensor {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n).map(|_| rng.rng().random::<f32>()).collect();
-        stats::count_op();
-        on_default_device(from_f32_values(values, shape, dtype, true))
+        match Tensor::try_rand(shape, dtype, rng) {
+            Ok(t) => t,
+            Err(e) => panic!("creating a tensor on {}: {e}", default_device()),
+        }
     }
 
     /// [`Tensor::rand`], failing where [`Tensor::try_full`] would.
     pub fn try_rand(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Result<Tensor> {
-        check_creatable(shape, DType::F32)?;
-        check_creatable(shape, dtype)?;
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n).map(|_| rng.rng().random::<f32>()).collect();
-        stats::count_op();
-        from_f32_values(values, shape, dtype, true).to_default_device()
+        random(shape, dtype, true, || rng.rng().random::<f32>())
     }
 
     /// Standard normal samples, drawn in f32 and stored as `dtype`.
@@ -160,15 +155,27 @@ impl Tensor {
 
     /// [`Tensor::randn`], failing where [`Tensor::try_full`] would.
     pub fn try_randn(shape: &[usize], dtype: DType, rng: &mut TensorRng) -> Result<Tensor> {
-        check_creatable(shape, DType::F32)?;
-        check_creatable(shape, dtype)?;
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|_| rng.rng().sample::<f32, _>(rand_distr::StandardNormal))
-            .collect();
-        stats::count_op();
-        from_f32_values(values, shape, dtype, false).to_default_device()
+        random(shape, dtype, false, || {
+            rng.rng().sample::<f32, _>(rand_distr::StandardNormal)
+        })
     }
+}
+
+/// A tensor of `shape` filled with `sample()` in f32 on the host (checked first: the f32
+/// samples and the `dtype` result must both fit), stored as `dtype` and moved to the default
+/// device.
+fn random(
+    shape: &[usize],
+    dtype: DType,
+    below_one: bool,
+    mut sample: impl FnMut() -> f32,
+) -> Result<Tensor> {
+    check_creatable(shape, DType::F32)?;
+    check_creatable(shape, dtype)?;
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| sample()).collect();
+    stats::count_op();
+    from_f32_values(values, shape, dtype, below_one).to_default_device()
 }
 
 /// Fails when a new host tensor of `shape` and `dtype` cannot be made: its element count or

@@ -37,8 +37,14 @@ pub(crate) fn available() -> bool {
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512vnni")
-            && std::env::var_os("TL_CPU_NO_AVX512").is_none_or(|v| v.is_empty() || v == "0")
+            && !turned_off()
     })
+}
+
+/// True when `TL_CPU_NO_AVX512` is set (to anything but empty or `0`): every AVX-512 path of
+/// the CPU backend then steps aside for its AVX2 one, so the two can be compared.
+pub(crate) fn turned_off() -> bool {
+    std::env::var_os("TL_CPU_NO_AVX512").is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Blocks per step of the kernels below.
