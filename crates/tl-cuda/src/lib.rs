@@ -227,7 +227,7 @@ fn host_bytes(data: &CpuStorage) -> Result<(&[u8], DType)> {
         CpuStorage::BF16(v) => (bytes(v), DType::BF16),
         CpuStorage::I64(v) => (bytes(v), DType::I64),
         CpuStorage::Bool(v) => (bytes(v), DType::Bool),
-        CpuStorage::Quantized(kind, blocks) => (blocks.as_ref(), kind.dtype()),
+        CpuStorage::Quantized(kind, blocks, _) => (blocks.as_ref(), kind.dtype()),
     })
 }
 
@@ -342,7 +342,7 @@ impl DeviceBackend for CudaBackend {
                 }
                 s.synchronize_and_check()?;
                 stats::count_device_to_host(v.len());
-                CpuStorage::Quantized(kind, v.into())
+                CpuStorage::Quantized(kind, v.into(), Default::default())
             }
         })
     }

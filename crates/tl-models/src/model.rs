@@ -377,29 +377,44 @@ impl Model {
     pub fn tensor(&self, name: &str) -> Result<Tensor> {
         let raw = self.raw(name)?;
         let err = |p: String| ModelError::tensor(&self.path, name, p);
-        let (owner, offset, len): (SharedBytes, usize, usize) = match raw.bytes {
+        // The file map itself when the tensor's bytes lie in it (so its pages can be released
+        // once the CPU copies a weight into panels), else the owned, reordered copy.
+        let (map, owner, offset, len): (Option<Arc<Mmap>>, SharedBytes, usize, usize) = match raw
+            .bytes
+        {
             Cow::Borrowed(b) => {
                 let map = self.shared_map(name)?;
                 let offset = (b.as_ptr() as usize)
                     .checked_sub(map.as_ptr() as usize)
                     .ok_or_else(|| err("internal: tensor bytes lie outside the file map".into()))?;
-                (map, offset, b.len())
+                (Some(map.clone()), map, offset, b.len())
             }
             Cow::Owned(v) => {
                 let len = v.len();
-                (Arc::new(v), 0, len)
+                (None, Arc::new(v), 0, len)
             }
         };
         let shape = &raw.shape;
         let n: usize = shape.iter().product();
+        fn view<T: tl_tensor::hostbuf::Pod>(
+            map: &Option<Arc<Mmap>>,
+            owner: SharedBytes,
+            offset: usize,
+            len: usize,
+        ) -> tl_tensor::Result<HostBuf<T>> {
+            match map {
+                Some(m) => HostBuf::from_file_map(m.clone(), offset, len),
+                None => HostBuf::from_shared(owner, offset, len),
+            }
+        }
         let result = match raw.kind {
-            GgmlType::F32 => HostBuf::<f32>::from_shared(owner, offset, n)
+            GgmlType::F32 => view::<f32>(&map, owner, offset, n)
                 .and_then(|b| Tensor::from_cpu_storage(CpuStorage::F32(b), shape)),
-            GgmlType::F16 => HostBuf::<f16>::from_shared(owner, offset, n)
+            GgmlType::F16 => view::<f16>(&map, owner, offset, n)
                 .and_then(|b| Tensor::from_cpu_storage(CpuStorage::F16(b), shape)),
-            GgmlType::BF16 => HostBuf::<bf16>::from_shared(owner, offset, n)
+            GgmlType::BF16 => view::<bf16>(&map, owner, offset, n)
                 .and_then(|b| Tensor::from_cpu_storage(CpuStorage::BF16(b), shape)),
-            q => HostBuf::<u8>::from_shared(owner, offset, len)
+            q => view::<u8>(&map, owner, offset, len)
                 .and_then(|b| Tensor::from_quantized(q, b, shape)),
         };
         result.map_err(|e| err(e.to_string()))

@@ -108,7 +108,7 @@ fn packed_bytes(t: &Tensor) -> &[u8] {
         CpuStorage::F32(v) => bytes_of(v),
         CpuStorage::F16(v) => bytes_of(v),
         CpuStorage::BF16(v) => bytes_of(v),
-        CpuStorage::Quantized(_, b) => b,
+        CpuStorage::Quantized(_, b, _) => b,
         other => panic!("no packed bytes for {}", other.dtype()),
     }
 }

@@ -58,6 +58,8 @@ struct SharedView<T> {
     owner: SharedBytes,
     ptr: *const T,
     len: usize,
+    /// Set when `owner` is this read-only file map: its resident pages may be released.
+    file_map: Option<Arc<memmap2::Mmap>>,
 }
 
 // SAFETY: the view is read-only and its owner is Send + Sync, so the raw pointer may cross
@@ -144,12 +146,61 @@ impl<T: Pod> HostBuf<T> {
         {
             let ptr = ptr.cast::<T>();
             return Ok(HostBuf {
-                repr: Repr::Shared(SharedView { owner, ptr, len }),
+                repr: Repr::Shared(SharedView {
+                    owner,
+                    ptr,
+                    len,
+                    file_map: None,
+                }),
             });
         }
         Ok(HostBuf::from_vec(
             window.chunks_exact(size).map(T::from_le).collect(),
         ))
+    }
+}
+
+impl<T: Pod> HostBuf<T> {
+    /// [`HostBuf::from_shared`] on a read-only file map, which also lets
+    /// [`HostBuf::release_resident_pages`] drop the view's pages from memory.
+    pub fn from_file_map(
+        map: Arc<memmap2::Mmap>,
+        byte_offset: usize,
+        len: usize,
+    ) -> Result<HostBuf<T>> {
+        let mut buf = HostBuf::from_shared(map.clone(), byte_offset, len)?;
+        if let Repr::Shared(view) = &mut buf.repr {
+            view.file_map = Some(map);
+        }
+        Ok(buf)
+    }
+}
+
+impl<T> HostBuf<T> {
+    /// Asks the OS to drop the resident pages of a view made by [`HostBuf::from_file_map`]
+    /// from this process's memory (nothing for other buffers). The bytes stay readable: the
+    /// next read pages them back in from the file, or from the page cache, which keeps them.
+    /// Used once a weight's bytes were copied into another layout, so the process does not
+    /// hold them twice.
+    pub fn release_resident_pages(&self) {
+        let Repr::Shared(view) = &self.repr else {
+            return;
+        };
+        let Some(map) = &view.file_map else {
+            return;
+        };
+        let offset = view.ptr as usize - map.as_ptr() as usize;
+        let bytes = std::mem::size_of_val(self.as_slice());
+        #[cfg(unix)]
+        // SAFETY: `map` is a read-only map of a file (memmap2's `Mmap`), which nothing writes
+        // through: dropping its pages loses nothing, and every view into it stays valid, as
+        // the next access faults the same file bytes back in. The range lies inside the map.
+        // A failure only means the pages stay resident.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, bytes)
+        };
+        #[cfg(not(unix))]
+        let _ = (offset, bytes);
     }
 }
 
@@ -175,6 +226,7 @@ impl<T: Clone> Clone for HostBuf<T> {
                     owner: s.owner.clone(),
                     ptr: s.ptr,
                     len: s.len,
+                    file_map: s.file_map.clone(),
                 }),
             },
         }

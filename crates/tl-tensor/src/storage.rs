@@ -4,6 +4,7 @@
 use crate::device::DeviceStorage;
 use crate::dtype::DType;
 pub use crate::hostbuf::HostBuf;
+pub use crate::quant::panels::PanelCache;
 use crate::quant::{GgmlType, dequantize_row};
 use half::{bf16, f16};
 
@@ -18,8 +19,10 @@ pub enum CpuStorage {
     BF16(HostBuf<bf16>),
     I64(HostBuf<i64>),
     Bool(HostBuf<bool>),
-    /// Packed blocks of a quantized format (never F32/F16/BF16).
-    Quantized(GgmlType, HostBuf<u8>),
+    /// Packed blocks of a quantized format (never F32/F16/BF16), and the row panels the CPU
+    /// mat-vec builds from them on first use ([`PanelCache`]; `Default::default()` when
+    /// creating one). The blocks are never written in place.
+    Quantized(GgmlType, HostBuf<u8>, PanelCache),
 }
 
 impl CpuStorage {
@@ -30,7 +33,7 @@ impl CpuStorage {
             CpuStorage::BF16(_) => DType::BF16,
             CpuStorage::I64(_) => DType::I64,
             CpuStorage::Bool(_) => DType::Bool,
-            CpuStorage::Quantized(q, _) => q.dtype(),
+            CpuStorage::Quantized(q, ..) => q.dtype(),
         }
     }
 
@@ -42,14 +45,14 @@ impl CpuStorage {
             CpuStorage::BF16(v) => v.len(),
             CpuStorage::I64(v) => v.len(),
             CpuStorage::Bool(v) => v.len(),
-            CpuStorage::Quantized(q, b) => b.len() / q.block_bytes() * q.block_size(),
+            CpuStorage::Quantized(q, b, _) => b.len() / q.block_bytes() * q.block_size(),
         }
     }
 
     /// Bytes the elements take in memory.
     pub fn byte_len(&self) -> usize {
         match self {
-            CpuStorage::Quantized(_, b) => b.len(),
+            CpuStorage::Quantized(_, b, _) => b.len(),
             s => s.len() * s.dtype().size_in_bytes(),
         }
     }
@@ -66,7 +69,7 @@ impl CpuStorage {
             CpuStorage::BF16(v) => v.is_shared(),
             CpuStorage::I64(v) => v.is_shared(),
             CpuStorage::Bool(v) => v.is_shared(),
-            CpuStorage::Quantized(_, b) => b.is_shared(),
+            CpuStorage::Quantized(_, b, _) => b.is_shared(),
         }
     }
 
@@ -79,7 +82,7 @@ impl CpuStorage {
             CpuStorage::BF16(v) => v[i].to_f64(),
             CpuStorage::I64(v) => v[i] as f64,
             CpuStorage::Bool(v) => v[i] as u8 as f64,
-            CpuStorage::Quantized(q, b) => {
+            CpuStorage::Quantized(q, b, _) => {
                 let (bs, bb) = (q.block_size(), q.block_bytes());
                 let block = i / bs;
                 let mut out = vec![0f32; bs];

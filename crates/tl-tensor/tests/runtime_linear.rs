@@ -14,7 +14,7 @@ use half::f16;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tl_tensor::quant::{GgmlType, dequantize_row};
-use tl_tensor::{DType, HostBuf, Tensor};
+use tl_tensor::{CpuStorage, DType, HostBuf, Tensor};
 
 fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)
@@ -176,7 +176,9 @@ fn quantized_weights_match_dequantized_reference() {
     for kind in QUANT_KINDS {
         // Q8_0/Q4_0/Q4_1 always (x86-64 with AVX2), Q4_K/Q6_K with AVX-512 VNNI.
         let integer_x = tl_tensor::quant::quantizes_x(kind);
-        for (out, inp) in [(5, 256), (37, 512), (130, 1024)] {
+        // 48 and 160 rows: whole panels of 16, which the CPU mat-vec reads as row panels
+        // where it has a panel kernel.
+        for (out, inp) in [(5, 256), (37, 512), (130, 1024), (48, 768), (160, 1024)] {
             let packed = random_packed(kind, out * inp, &mut r);
             let mut dense = vec![0f32; out * inp];
             dequantize_row(kind, &packed, &mut dense).unwrap();
@@ -195,6 +197,11 @@ fn quantized_weights_match_dequantized_reference() {
                 let exact_x: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
                 let exact = reference(&exact_x, &dense, Some(&bias), m, out, inp);
                 let what = format!("{} [{out}, {inp}] m={m}", kind.name());
+                let Some(CpuStorage::Quantized(_, _, panels)) = w.cpu_storage() else {
+                    panic!("{what}: not a quantized storage");
+                };
+                let want_panels = out % 16 == 0 && tl_tensor::quant::panels::supported(kind);
+                assert_eq!(panels.is_built(), want_panels, "{what}: row panels");
                 if m == 1 && integer_x {
                     let seen = reference(&q8_blocks(&xv), &dense, Some(&bias), m, out, inp);
                     let err = rel_err(&got, &seen);

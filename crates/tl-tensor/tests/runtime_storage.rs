@@ -332,3 +332,90 @@ fn copy_bandwidth_on_the_cpu_and_a_missing_device() {
         .to_string();
     assert!(e.contains("cuda:7") && e.contains("not available"), "{e}");
 }
+
+/// Resident KiB of the memory mapping that holds `ptr` (Linux `/proc/self/smaps`).
+#[cfg(target_os = "linux")]
+fn resident_kib(ptr: *const u8) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let at = ptr as usize;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            inside = lo <= at && at < hi;
+        } else if inside && first == "Rss:" {
+            return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+    panic!("no mapping holds {ptr:?}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn released_pages_of_a_file_map_leave_memory_and_read_back_the_same() {
+    let mut r = rng(9);
+    let bytes: Vec<u8> = (0..4 << 20).map(|_| r.random()).collect();
+    let file = std::env::temp_dir().join(format!("tl_tensor_{}_release", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap();
+    // SAFETY: the file is private to this test and not modified while mapped.
+    let map =
+        Arc::new(unsafe { memmap2::Mmap::map(&std::fs::File::open(&file).unwrap()) }.unwrap());
+    std::fs::remove_file(&file).unwrap();
+    let buf = HostBuf::<u8>::from_file_map(map.clone(), 0, bytes.len()).unwrap();
+    assert_eq!(&buf[..], &bytes[..]);
+    assert!(resident_kib(buf.as_ptr()) >= 4000, "every page was read");
+    buf.release_resident_pages();
+    assert!(resident_kib(buf.as_ptr()) < 100, "the pages were released");
+    assert_eq!(&buf[..], &bytes[..], "and read back unchanged");
+    // Bytes that are not a file map are never released (that would lose them).
+    let owner: SharedBytes = Arc::new(bytes.clone());
+    let shared = HostBuf::<u8>::from_shared(owner, 0, bytes.len()).unwrap();
+    shared.release_resident_pages();
+    assert_eq!(&shared[..], &bytes[..]);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_mapped_quantized_weight_is_held_once_after_the_cpu_builds_its_panels() {
+    let mut r = rng(10);
+    let (rows, cols) = (512, 4096);
+    let (w, _) = q4_0(&mut r, rows, cols);
+    let Some(CpuStorage::Quantized(_, packed, _)) = w.cpu_storage() else {
+        panic!("q4_0 gives packed blocks");
+    };
+    let file = std::env::temp_dir().join(format!("tl_tensor_{}_panels", std::process::id()));
+    std::fs::write(&file, &packed[..]).unwrap();
+    // SAFETY: the file is private to this test and not modified while mapped.
+    let map =
+        Arc::new(unsafe { memmap2::Mmap::map(&std::fs::File::open(&file).unwrap()) }.unwrap());
+    std::fs::remove_file(&file).unwrap();
+    let buf = HostBuf::<u8>::from_file_map(map, 0, packed.len()).unwrap();
+    let start = buf.as_ptr();
+    let mapped = Tensor::from_quantized(GgmlType::Q4_0, buf, &[rows, cols]).unwrap();
+    assert_eq!(
+        mapped.to_vec_f64(),
+        w.to_vec_f64(),
+        "the map holds the same weight"
+    );
+    let x = Tensor::from_f32(values(&mut r, cols), &[1, cols]).unwrap();
+    let y = x.linear(&mapped, None).unwrap().to_vec_f64();
+    assert_eq!(y, x.linear(&w, None).unwrap().to_vec_f64());
+    let Some(CpuStorage::Quantized(_, _, panels)) = mapped.cpu_storage() else {
+        unreachable!()
+    };
+    if !panels.is_built() {
+        eprintln!("skipped the release check: no row panels for Q4_0 on this CPU");
+        return;
+    }
+    assert!(resident_kib(start) < 100, "the map's pages were released");
+    // Products with several rows of x (the few-rows tiles, the tiled gemm) read the panels
+    // too, not the file's pages.
+    for m in [5, 70] {
+        let xs = Tensor::from_f32(values(&mut r, m * cols), &[m, cols]).unwrap();
+        let ys = xs.linear(&mapped, None).unwrap().to_vec_f64();
+        assert_eq!(ys, xs.linear(&w, None).unwrap().to_vec_f64());
+        assert!(resident_kib(start) < 100, "a {m}-row product read the map");
+    }
+}

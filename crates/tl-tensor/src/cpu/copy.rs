@@ -69,7 +69,7 @@ macro_rules! with_elem {
                 type $T = bool;
                 $body
             }
-            CpuStorage::Quantized(q, _) => {
+            CpuStorage::Quantized(q, ..) => {
                 return Err($crate::ops::quantized_unsupported($op, q.dtype()));
             }
         }

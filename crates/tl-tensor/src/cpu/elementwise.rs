@@ -238,7 +238,7 @@ pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
             }
             .into(),
         ),
-        CpuStorage::Quantized(q, _) => {
+        CpuStorage::Quantized(q, ..) => {
             return Err(quantized_unsupported(unary_name(op), q.dtype()));
         }
     };
@@ -591,7 +591,7 @@ pub(crate) fn clamp(x: &Tensor, min: Option<f64>, max: Option<f64>) -> Result<Te
             CpuStorage::I64(map1(v, l, |a: i64| a.max(lo).min(hi)).into())
         }
         CpuStorage::Bool(_) => bail!("clamp: not supported for bool tensors"),
-        CpuStorage::Quantized(q, _) => return Err(quantized_unsupported("clamp", q.dtype())),
+        CpuStorage::Quantized(q, ..) => return Err(quantized_unsupported("clamp", q.dtype())),
     };
     Tensor::from_cpu_storage(out, x.shape())
 }

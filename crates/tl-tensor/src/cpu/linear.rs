@@ -4,7 +4,9 @@
 //! - One row of x (decode): one pass over W, rows split over the worker pool, each row dotted
 //!   by the CPU's best kernel for the format ([`crate::quant::matvec`]'s engine: AVX-512 VNNI
 //!   or AVX2 integer dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, and for
-//!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types).
+//!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types). A whole Q4_0 matrix is read as
+//!   row panels on CPUs with AVX-512 VNNI: a copy laid out 16 rows at a time, built by its
+//!   first mat-vec ([`crate::quant::panels`]); later products of any size read the panels.
 //! - 2 to 64 rows (a short prompt), with AVX-512: W expanded to f32 four rows at a time and
 //!   dotted with every row of x in 4 x 4 register tiles ([`few_rows_product`]).
 //! - More rows (prefill): W is expanded to f32 a tile of rows at a time (each tile stays in
@@ -37,27 +39,45 @@ fn as_bytes<T: crate::hostbuf::Pod>(v: &[T]) -> &[u8] {
 
 /// W's rows as packed bytes when the layout allows reading them in place: unit stride along
 /// `in` (little-endian host for the float types). `None` sends the caller to the general path.
-fn packed_rows(w: &Tensor) -> Result<Option<PackedRows<'_>>> {
+/// A whole quantized matrix is read as row panels where the CPU has a panel kernel for its
+/// format ([`crate::quant::panels`]): built by the first product with one row of x (`decode`),
+/// used by every product once built. Building them at the first mat-vec, not at the first
+/// product, keeps them out of the first prompt's time to first token.
+fn packed_rows(w: &Tensor, decode: bool) -> Result<Option<PackedRows<'_>>> {
     let l = w.layout();
     let (rows, cols) = (l.shape[0], l.shape[1]);
     if cols > 1 && l.strides[1] != 1 {
         return Ok(None);
     }
     let (kind, bytes, elem_offset, elem_stride) = match host_storage("linear", w)? {
-        CpuStorage::Quantized(kind, b) => {
+        CpuStorage::Quantized(kind, b, cache) => {
             let (bs, bb) = (kind.block_size(), kind.block_bytes());
             if !l.offset.is_multiple_of(bs) || !l.strides[0].is_multiple_of(bs) {
                 bail!("linear: internal: a quantized weight view splits blocks");
             }
-            let rows = PackedRows {
+            let mut rows = PackedRows {
                 kind: *kind,
                 bytes: b,
                 first: l.offset / bs * bb,
                 stride: l.strides[0] / bs * bb,
                 rows,
                 cols,
+                panels: None,
             };
-            return Ok(rows.in_bounds().then_some(rows));
+            if !rows.in_bounds() {
+                return Ok(None);
+            }
+            let whole = rows.first == 0
+                && rows.stride == rows.row_bytes()
+                && rows.rows * rows.stride == b.len();
+            if whole {
+                rows.panels = if decode {
+                    cache.get_or_build(&rows, b)
+                } else {
+                    cache.built(&rows)
+                };
+            }
+            return Ok(Some(rows));
         }
         _ if cfg!(target_endian = "big") => return Ok(None),
         CpuStorage::F32(v) => (GgmlType::F32, as_bytes(v), l.offset, l.strides[0]),
@@ -73,6 +93,7 @@ fn packed_rows(w: &Tensor) -> Result<Option<PackedRows<'_>>> {
         stride: elem_stride * size,
         rows,
         cols,
+        panels: None,
     };
     Ok(rows.in_bounds().then_some(rows))
 }
@@ -88,6 +109,31 @@ fn expand_row(kind: GgmlType, row: &[u8], out: &mut [f32]) {
     dequantize_blocks(kind, row, out);
 }
 
+/// Expands rows `r .. r + n` of W into `out` (`n` rows of f32). With row panels `r` and `n`
+/// are multiples of 4 (tiles and row groups start at multiples of 4, and panels hold 16 rows);
+/// the rows are rebuilt four at a time into `scratch` first, so the file's pages, released
+/// once the panels exist, are not read back.
+fn expand_rows(w: &PackedRows, r: usize, out: &mut [f32], scratch: &mut Vec<u8>) {
+    let n = out.len() / w.cols.max(1);
+    let Some(panels) = w.panels else {
+        for (j, dst) in out.chunks_exact_mut(w.cols).enumerate() {
+            expand_row(w.kind, w.row(r + j), dst);
+        }
+        return;
+    };
+    let row_bytes = w.row_bytes();
+    scratch.resize(4 * row_bytes, 0);
+    for (g, dst) in out.chunks_mut(4 * w.cols).enumerate().take(n.div_ceil(4)) {
+        panels.rows4_into(r + 4 * g, scratch);
+        for (src, dst) in scratch
+            .chunks_exact(row_bytes)
+            .zip(dst.chunks_exact_mut(w.cols))
+        {
+            expand_row(w.kind, src, dst);
+        }
+    }
+}
+
 /// `y[m, out] = x[m, in] @ W^T` through f32 tiles of W and `gemm`, tiles in parallel.
 fn tiled_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
     let (out_f, in_f) = (w.rows, w.cols);
@@ -98,9 +144,7 @@ fn tiled_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
             let r0 = t * TILE_ROWS;
             let nr = TILE_ROWS.min(out_f - r0);
             let mut tile = vec![0f32; nr * in_f];
-            for (j, dst) in tile.chunks_exact_mut(in_f).enumerate() {
-                expand_row(w.kind, w.row(r0 + j), dst);
-            }
+            expand_rows(w, r0, &mut tile, &mut Vec::new());
             let mut part = vec![0f32; m * nr];
             // part[i, j] = sum_k x[i, k] * tile[j, k]: the tile read transposed in place.
             let g = Gemm {
@@ -143,16 +187,12 @@ fn few_rows_product(w: &PackedRows, x: &[f32], m: usize, y: &mut [f32]) {
     let out = crate::cpu::team::SharedOut(y.as_mut_ptr());
     crate::cpu::team::for_each_range(out_f, chunk, &|rows| {
         let mut buf = vec![0f32; 4 * in_f];
+        let mut scratch = Vec::new();
         let mut r = rows.start;
         while r < rows.end {
             let nr = (rows.end - r).min(4);
-            for (j, dst) in buf.chunks_exact_mut(in_f).enumerate() {
-                if j < nr {
-                    expand_row(w.kind, w.row(r + j), dst);
-                } else {
-                    dst.fill(0.0);
-                }
-            }
+            expand_rows(w, r, &mut buf[..nr * in_f], &mut scratch);
+            buf[nr * in_f..].fill(0.0);
             let mut i = 0;
             while i < m {
                 let nc = (m - i).min(4);
@@ -231,7 +271,8 @@ unsafe fn tile<const C: usize>(w: &[f32], x: &[f32], k: usize) -> [[f32; 4]; 4] 
 /// `x @ W^T + b` with the checks of `Tensor::linear` already done. Falls back to the general
 /// product for weights whose layout cannot be read row by row (e.g. a transposed view).
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let Some(rows) = packed_rows(w)? else {
+    let m: usize = x.shape()[..x.rank() - 1].iter().product();
+    let Some(rows) = packed_rows(w, m == 1)? else {
         return crate::ops::linalg::linear_via_matmul(x, w, b);
     };
     let (out_f, in_f) = (rows.rows, rows.cols);
@@ -240,7 +281,6 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tenso
     } else {
         DType::promote(x.dtype(), w.dtype())
     };
-    let m: usize = x.shape()[..x.rank() - 1].iter().product();
     // f32 x and W with many rows: gemm reads both in place, there is nothing to convert.
     if m > 1 && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
         return crate::ops::linalg::linear_via_matmul(x, w, b);

@@ -46,7 +46,7 @@ pub(crate) fn read_f32<'a>(op: &str, x: &'a Tensor) -> Result<Cow<'a, [f32]>> {
         CpuStorage::BF16(v) => Cow::Owned(gather_as_f32(v, layout, bf16::to_f32)),
         CpuStorage::I64(v) => Cow::Owned(gather_as_f32(v, layout, |a| a as f32)),
         CpuStorage::Bool(v) => Cow::Owned(gather_as_f32(v, layout, |a| a as u8 as f32)),
-        CpuStorage::Quantized(q, _) => {
+        CpuStorage::Quantized(q, ..) => {
             return Err(crate::ops::quantized_unsupported(op, q.dtype()));
         }
     })

@@ -32,7 +32,7 @@ impl QuantRows<'_> {
 
 /// The rows of quantized `x`, or an error naming `op` when `x` is not quantized.
 pub(crate) fn quant_rows<'a>(op: &str, x: &'a Tensor) -> Result<QuantRows<'a>> {
-    let CpuStorage::Quantized(kind, bytes) = host_storage(op, x)? else {
+    let CpuStorage::Quantized(kind, bytes, _) = host_storage(op, x)? else {
         bail!(
             "{op}: internal: expected a quantized tensor, got {}",
             x.dtype()

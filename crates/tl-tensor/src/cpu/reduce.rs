@@ -257,7 +257,7 @@ pub(crate) fn reduce(op: ReduceOp, x: &Tensor, dims: &[usize], keepdim: bool) ->
                 }
             }
         }
-        CpuStorage::Quantized(q, _) => {
+        CpuStorage::Quantized(q, ..) => {
             return Err(crate::ops::quantized_unsupported(op.name(), q.dtype()));
         }
     };

@@ -206,15 +206,15 @@ fn helper(s: &'static Shared) {
 
 /// An output buffer's address shared by the threads of one loop, each writing its own
 /// elements (the loop ends before the buffer is used again).
-pub(crate) struct SharedOut(pub(crate) *mut f32);
+pub(crate) struct SharedOut<T = f32>(pub(crate) *mut T);
 
 // SAFETY: the threads write disjoint elements, and the loop ends before the buffer is used
 // again.
-unsafe impl Sync for SharedOut {}
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
-impl SharedOut {
+impl<T> SharedOut<T> {
     /// The address of element `i`.
-    pub(crate) fn at(&self, i: usize) -> *mut f32 {
+    pub(crate) fn at(&self, i: usize) -> *mut T {
         // SAFETY: callers pass an index inside the buffer.
         unsafe { self.0.add(i) }
     }

@@ -92,6 +92,9 @@ impl Tensor {
                 blocks.len()
             );
         }
-        Tensor::from_cpu_storage(CpuStorage::Quantized(kind, blocks), shape)
+        Tensor::from_cpu_storage(
+            CpuStorage::Quantized(kind, blocks, Default::default()),
+            shape,
+        )
     }
 }

@@ -19,6 +19,10 @@
 //!   values; Q5_K's fifth bits are shifted into place from 32 bytes per block.
 //! - Q6_K: the 4 low bits and 2 high bits are merged by one bit-select per 64 values; q is
 //!   0..64 unsigned, and `32 * sum(x)` per 16 values ([`Q8Blocks::sum16`]) is taken off.
+//!
+//! [`panel_q4_0`] dots 16 rows at once from [`super::panels`]' layout: each 32-bit lane is one
+//! row, `x` enters as 4 broadcast bytes, and a block's 16 sums are scaled by 16 `d` loaded
+//! together; the high nibbles are dotted in place (`q << 4`) and shifted back once per block.
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -221,6 +225,45 @@ pub(crate) unsafe fn dot_q8_0(row: &[u8], x: &Q8Blocks) -> f32 {
             s += super::simd::dot_q8_0_block(rp.add(BB * b), x, b);
         }
         s
+    }
+}
+
+/// `out[r] = dot(row r, x)` for the 16 rows of one Q4_0 panel ([`super::panels`]' layout).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn panel_q4_0(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+    unsafe {
+        const PAIR: usize = 576;
+        let nb = x.d.len();
+        debug_assert!(panel.len() >= nb.div_ceil(2) * PAIR && out.len() >= 16);
+        let low = _mm512_set1_epi8(0x0F);
+        let high = _mm512_set1_epi8(0xF0u8 as i8);
+        let xq = x.q.as_ptr().cast::<i32>();
+        let mut acc = [_mm512_setzero_ps(); 2];
+        for b in 0..nb {
+            let pair = panel.as_ptr().add(PAIR * (b / 2));
+            let slot = b % 2;
+            let quants = pair.add(64 + 256 * slot);
+            // Two chains per block so the dot products of one block overlap.
+            let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            for j in 0..4 {
+                let v = _mm512_loadu_si512(quants.add(64 * j).cast());
+                let x_lo = _mm512_set1_epi32(xq.add(8 * b + j).read_unaligned());
+                let x_hi = _mm512_set1_epi32(xq.add(8 * b + 4 + j).read_unaligned());
+                lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, low), x_lo);
+                hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(v, high), x_hi);
+            }
+            // The high nibbles were dotted as 16 q: exact, so one shift restores them.
+            let sums = _mm512_add_epi32(lo, _mm512_srai_epi32::<4>(hi));
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(pair.add(32 * slot).cast()));
+            // w = d (q - 8): d (sum(q x) xd - 8 xd sum(qx)), with x.sum = xd sum(qx).
+            let t = _mm512_fmsub_ps(
+                _mm512_cvtepi32_ps(sums),
+                _mm512_set1_ps(*x.d.get_unchecked(b)),
+                _mm512_set1_ps(8.0 * *x.sum.get_unchecked(b)),
+            );
+            acc[slot] = _mm512_fmadd_ps(d, t, acc[slot]);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(acc[0], acc[1]));
     }
 }
 

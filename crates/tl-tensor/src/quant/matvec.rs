@@ -3,6 +3,7 @@
 //! CPU has for the format.
 
 use super::GgmlType;
+use super::panels::RowPanels;
 use super::portable;
 
 /// How `x` enters the quantized dot products.
@@ -18,8 +19,9 @@ pub enum XPrecision {
 }
 
 /// The rows of a packed row-major matrix: row `r` is `row_bytes` bytes at
-/// `first + r * stride` in `bytes`.
-#[derive(Debug, Clone, Copy)]
+/// `first + r * stride` in `bytes`; `panels`, when set, holds the same matrix as row panels
+/// (and is what the kernels read).
+#[derive(Clone, Copy)]
 pub(crate) struct PackedRows<'a> {
     pub kind: GgmlType,
     pub bytes: &'a [u8],
@@ -27,6 +29,7 @@ pub(crate) struct PackedRows<'a> {
     pub stride: usize,
     pub rows: usize,
     pub cols: usize,
+    pub panels: Option<&'a RowPanels>,
 }
 
 impl<'a> PackedRows<'a> {
@@ -161,6 +164,10 @@ pub(crate) fn matvec_rows(
     parallel: bool,
 ) {
     debug_assert!(w.in_bounds() && x.len() == w.cols && y.len() == w.rows);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = w.panels.filter(|_| precision == XPrecision::Fast) {
+        return matvec_panels(p, x, y, parallel);
+    }
     let px = PreparedX::new(w.kind, x, precision);
     let threads = crate::cpu::team::threads();
     if !parallel || threads < 2 || w.rows * w.cols < PARALLEL_MIN_WEIGHTS || w.rows < 2 {
@@ -179,6 +186,40 @@ pub(crate) fn matvec_rows(
         let ys = unsafe { std::slice::from_raw_parts_mut(out.at(rows.start), rows.len()) };
         for (out, r) in ys.iter_mut().zip(rows) {
             *out = px.dot(w.row(r));
+        }
+    });
+}
+
+/// [`matvec_rows`] over row panels: 16 rows per kernel call, panels split over the team.
+#[cfg(target_arch = "x86_64")]
+fn matvec_panels(p: &RowPanels, x: &[f32], y: &mut [f32], parallel: bool) {
+    use super::panels::PANEL_ROWS;
+    let q = super::simd::Q8Blocks::new(x, None);
+    let run = |i: usize, out: &mut [f32]| {
+        // SAFETY: panels exist only where `panels::supported` found AVX-512 VNNI (and AVX2,
+        // FMA, F16C); panel `i` holds `x.len()` values of 16 rows, and `out` has 16 slots.
+        unsafe {
+            match p.kind() {
+                GgmlType::Q4_0 => super::avx512::panel_q4_0(p.panel(i), &q, out),
+                other => unreachable!("no panel kernel for {}", other.name()),
+            }
+        }
+    };
+    let threads = crate::cpu::team::threads();
+    if !parallel || threads < 2 || p.rows() * p.cols() < PARALLEL_MIN_WEIGHTS {
+        for (i, out) in y.chunks_exact_mut(PANEL_ROWS).enumerate() {
+            run(i, out);
+        }
+        return;
+    }
+    let chunk = p.panels().div_ceil(threads * 8);
+    let out = crate::cpu::team::SharedOut(y.as_mut_ptr());
+    crate::cpu::team::for_each_range(p.panels(), chunk, &|panels| {
+        for i in panels {
+            // SAFETY: the team hands out disjoint panel ranges, panel i owns y[16 i..16 i + 16],
+            // and `y` outlives the loop.
+            let ys = unsafe { std::slice::from_raw_parts_mut(out.at(i * PANEL_ROWS), PANEL_ROWS) };
+            run(i, ys);
         }
     });
 }

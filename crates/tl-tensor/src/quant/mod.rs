@@ -382,6 +382,7 @@ pub fn quantize_row(kind: GgmlType, x: &[f32]) -> Result<Vec<u8>> {
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 pub(crate) mod matvec;
+pub mod panels;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd;
@@ -461,6 +462,7 @@ pub fn matvec_with(
         stride: row_bytes,
         rows,
         cols,
+        panels: None,
     };
     matvec_rows(&w, x, y, precision, parallel);
     Ok(())
