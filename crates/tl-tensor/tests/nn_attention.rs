@@ -85,7 +85,9 @@ fn grouped_heads_match_per_head_loop() {
         (2, 8, 2, 1, 17, 16, 16),
         (1, 6, 6, 17, 17, 4, 3),
         (3, 3, 1, 2, 65, 8, 5),
+        // Blocks of heads large enough to run on the thread team (decode and prefill).
         (1, 32, 4, 1, 130, 64, 64),
+        (2, 8, 2, 40, 40, 32, 24),
     ];
     for dtype in FLOATS {
         for &(b, hq, hkv, sq, sk, d, dv) in &cases {

@@ -27,7 +27,7 @@ pub(crate) fn num_threads() -> usize {
     })
 }
 
-fn parallelism_for(work: usize) -> Parallelism {
+pub(crate) fn parallelism_for(work: usize) -> Parallelism {
     let threads = num_threads();
     if work >= PARALLEL_MIN_FLOPS && threads > 1 {
         Parallelism::Rayon(threads)

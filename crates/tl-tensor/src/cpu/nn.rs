@@ -11,7 +11,13 @@ use crate::tensor::Tensor;
 use half::{bf16, f16};
 use std::borrow::Cow;
 
-use super::matmul::{Gemm, gemm_strided, merge_dims};
+use super::matmul::{Gemm, gemm_with, merge_dims, parallelism_for};
+use gemm::Parallelism;
+
+/// Multiply-adds of one block of query heads (rows x keys x head size) from which attention
+/// runs its blocks on the mat-vec team: a decode step at a few dozen cached positions is
+/// already worth it.
+const PARALLEL_ATTENTION_MIN: usize = 1 << 14;
 
 /// The host storage of `x`, or an error naming `op` for tensors on another device.
 pub(crate) fn host_storage<'a>(op: &str, x: &'a Tensor) -> Result<&'a CpuStorage> {
@@ -433,13 +439,15 @@ pub(crate) fn attention(
             None => (1, q_ss),
         };
         let rows = heads_per_block * sq;
-        for first in (0..hq).step_by(heads_per_block) {
+        // One block of query heads: its scores, softmax and product with v, into `out` (the
+        // block's rows of the output). `parallelism` is the products' own.
+        let block = |first: usize, scores: &mut [f32], out: &mut [f32], parallelism| {
             let kvh = first / group;
             let qh = qo + first * q_hs;
             let kh = ko + kvh * kl.strides[r - 3];
             let vh = vo + kvh * vl.strides[r - 3];
             // scores[rows, sk] = q rows [rows, d] @ k_h^T [d, sk]
-            gemm_strided(
+            gemm_with(
                 Gemm {
                     m: rows,
                     n: sk,
@@ -451,8 +459,9 @@ pub(crate) fn attention(
                 },
                 &qd[qh..],
                 &kd[kh..],
-                &mut scores,
+                scores,
                 1.0f32,
+                parallelism,
             );
             for (row_i, row) in scores.chunks_exact_mut(sk.max(1)).take(rows).enumerate() {
                 let (h, s) = (first + row_i / sq, row_i % sq);
@@ -466,10 +475,8 @@ pub(crate) fn attention(
                 }
                 softmax_lane(row, false);
             }
-            // out rows [rows, dv] = p [rows, sk] @ v_h [sk, dv]; the heads' rows are adjacent
-            // in the contiguous output.
-            let out_start = (bi * hq + first) * sq * dv;
-            gemm_strided(
+            // out rows [rows, dv] = p [rows, sk] @ v_h [sk, dv]
+            gemm_with(
                 Gemm {
                     m: rows,
                     n: dv,
@@ -479,11 +486,41 @@ pub(crate) fn attention(
                     rhs_rs: vl.strides[r - 2] as isize,
                     rhs_cs: vl.strides[r - 1] as isize,
                 },
-                &scores,
+                scores,
                 &vd[vh..],
-                &mut out[out_start..out_start + rows * dv],
+                out,
                 1.0f32,
+                parallelism,
             );
+        };
+        // The heads' rows are adjacent in the contiguous output: block `first` writes rows
+        // (bi * hq + first) * sq .. + rows.
+        let out_at = |first: usize| (bi * hq + first) * sq * dv;
+        let blocks = hq.div_ceil(heads_per_block);
+        let threads = super::team::threads();
+        if blocks > 1 && threads > 1 && rows * sk * d >= PARALLEL_ATTENTION_MIN {
+            // Blocks of heads on the team (a decode step's kv heads would otherwise run on
+            // one core while the others wait for the next mat-vec).
+            let shared = super::team::SharedOut(out.as_mut_ptr());
+            super::team::for_each_range(blocks, 1, &|range| {
+                let mut scores = vec![0f32; rows * sk];
+                for b in range {
+                    let first = b * heads_per_block;
+                    // SAFETY: each block index is handed out once, block `first` owns output
+                    // rows out_at(first) .. + rows * dv (inside `out`), and `out` outlives
+                    // the loop.
+                    let dst = unsafe {
+                        std::slice::from_raw_parts_mut(shared.at(out_at(first)), rows * dv)
+                    };
+                    block(first, &mut scores, dst, Parallelism::None);
+                }
+            });
+        } else {
+            for first in (0..hq).step_by(heads_per_block) {
+                let parallelism = parallelism_for(rows * sk * d);
+                let dst = &mut out[out_at(first)..out_at(first) + rows * dv];
+                block(first, &mut scores, dst, parallelism);
+            }
         }
     }
     let mut shape = q.shape()[..r - 1].to_vec();
