@@ -20,9 +20,10 @@
 //! - Q6_K: the 4 low bits and 2 high bits are merged by one bit-select per 64 values; q is
 //!   0..64 unsigned, and `32 * sum(x)` per 16 values ([`Q8Blocks::sum16`]) is taken off.
 //!
-//! [`panel_q4_0`] dots 16 rows at once from [`super::panels`]' layout: each 32-bit lane is one
-//! row, `x` enters as 4 broadcast bytes, and a block's 16 sums are scaled by 16 `d` loaded
-//! together; the high nibbles are dotted in place (`q << 4`) and shifted back once per block.
+//! [`panel_q4_0`], [`panel_q4_1`] and [`panel_q8_0`] dot 16 rows at once from
+//! [`super::panels`]' layout: each 32-bit lane is one row, `x` enters as 4 broadcast bytes,
+//! and a block's 16 sums are scaled by 16 `d` loaded together; 4-bit high nibbles are dotted
+//! in place (`q << 4`) and shifted back once per block.
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -228,43 +229,103 @@ pub(crate) unsafe fn dot_q8_0(row: &[u8], x: &Q8Blocks) -> f32 {
     }
 }
 
-/// `out[r] = dot(row r, x)` for the 16 rows of one Q4_0 panel ([`super::panels`]' layout).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(crate) unsafe fn panel_q4_0(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+/// `out[r] = dot(row r, x)` for the 16 rows of one panel ([`super::panels`]' layout) of Q4_0
+/// (`FORMAT` 0), Q4_1 (1) or Q8_0 (2).
+#[inline(always)]
+unsafe fn panel_dot<const FORMAT: u8>(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
     unsafe {
-        const PAIR: usize = 576;
+        // Header and quant bytes of the 16 rows' block, as `panels` lays them out.
+        let (header, quants) = match FORMAT {
+            0 => (32, 256),
+            1 => (64, 256),
+            _ => (32, 512),
+        };
+        let pair_bytes = 2 * (header + quants);
         let nb = x.d.len();
-        debug_assert!(panel.len() >= nb.div_ceil(2) * PAIR && out.len() >= 16);
+        debug_assert!(panel.len() >= nb.div_ceil(2) * pair_bytes && out.len() >= 16);
         let low = _mm512_set1_epi8(0x0F);
         let high = _mm512_set1_epi8(0xF0u8 as i8);
+        let flip = _mm512_set1_epi8(-128);
         let xq = x.q.as_ptr().cast::<i32>();
         let mut acc = [_mm512_setzero_ps(); 2];
         for b in 0..nb {
-            let pair = panel.as_ptr().add(PAIR * (b / 2));
+            let pair = panel.as_ptr().add(pair_bytes * (b / 2));
             let slot = b % 2;
-            let quants = pair.add(64 + 256 * slot);
+            let heads = pair.add(header * slot);
+            let qs = pair.add(2 * header + quants * slot);
             // Two chains per block so the dot products of one block overlap.
-            let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-            for j in 0..4 {
-                let v = _mm512_loadu_si512(quants.add(64 * j).cast());
-                let x_lo = _mm512_set1_epi32(xq.add(8 * b + j).read_unaligned());
-                let x_hi = _mm512_set1_epi32(xq.add(8 * b + 4 + j).read_unaligned());
-                lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, low), x_lo);
-                hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(v, high), x_hi);
-            }
-            // The high nibbles were dotted as 16 q: exact, so one shift restores them.
-            let sums = _mm512_add_epi32(lo, _mm512_srai_epi32::<4>(hi));
-            let d = _mm512_cvtph_ps(_mm256_loadu_si256(pair.add(32 * slot).cast()));
-            // w = d (q - 8): d (sum(q x) xd - 8 xd sum(qx)), with x.sum = xd sum(qx).
-            let t = _mm512_fmsub_ps(
-                _mm512_cvtepi32_ps(sums),
-                _mm512_set1_ps(*x.d.get_unchecked(b)),
-                _mm512_set1_ps(8.0 * *x.sum.get_unchecked(b)),
-            );
-            acc[slot] = _mm512_fmadd_ps(d, t, acc[slot]);
+            let (mut p0, mut p1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+            let sums = if FORMAT == 2 {
+                // Signed q: dotted as q + 128 (unsigned), 128 sum(x) taken off below.
+                for j in 0..4 {
+                    let v0 = _mm512_loadu_si512(qs.add(128 * j).cast());
+                    let v1 = _mm512_loadu_si512(qs.add(128 * j + 64).cast());
+                    let x0 = _mm512_set1_epi32(xq.add(8 * b + 2 * j).read_unaligned());
+                    let x1 = _mm512_set1_epi32(xq.add(8 * b + 2 * j + 1).read_unaligned());
+                    p0 = _mm512_dpbusd_epi32(p0, _mm512_xor_si512(v0, flip), x0);
+                    p1 = _mm512_dpbusd_epi32(p1, _mm512_xor_si512(v1, flip), x1);
+                }
+                _mm512_add_epi32(p0, p1)
+            } else {
+                for j in 0..4 {
+                    let v = _mm512_loadu_si512(qs.add(64 * j).cast());
+                    let x_lo = _mm512_set1_epi32(xq.add(8 * b + j).read_unaligned());
+                    let x_hi = _mm512_set1_epi32(xq.add(8 * b + 4 + j).read_unaligned());
+                    p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(v, low), x_lo);
+                    p1 = _mm512_dpbusd_epi32(p1, _mm512_and_si512(v, high), x_hi);
+                }
+                // The high nibbles were dotted as 16 q: exact, so one shift restores them.
+                _mm512_add_epi32(p0, _mm512_srai_epi32::<4>(p1))
+            };
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(heads.cast()));
+            let xd = _mm512_set1_ps(*x.d.get_unchecked(b));
+            // x.sum = xd sum(q_x): the offset terms are multiples of it.
+            let xs = _mm512_set1_ps(*x.sum.get_unchecked(b));
+            let dots = _mm512_cvtepi32_ps(sums);
+            acc[slot] = match FORMAT {
+                // w = d (q - 8): d (xd sum(q q_x) - 8 x.sum).
+                0 => _mm512_fmadd_ps(
+                    d,
+                    _mm512_fnmadd_ps(_mm512_set1_ps(8.0), xs, _mm512_mul_ps(dots, xd)),
+                    acc[slot],
+                ),
+                // w = d q + m: d xd sum(q q_x) + m x.sum.
+                1 => {
+                    let m = _mm512_cvtph_ps(_mm256_loadu_si256(heads.add(32).cast()));
+                    _mm512_fmadd_ps(
+                        m,
+                        xs,
+                        _mm512_fmadd_ps(d, _mm512_mul_ps(dots, xd), acc[slot]),
+                    )
+                }
+                // w = d q, dotted as q + 128: d (xd sum((q + 128) q_x) - 128 x.sum).
+                _ => _mm512_fmadd_ps(
+                    d,
+                    _mm512_fnmadd_ps(_mm512_set1_ps(128.0), xs, _mm512_mul_ps(dots, xd)),
+                    acc[slot],
+                ),
+            };
         }
         _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(acc[0], acc[1]));
     }
+}
+
+/// [`panel_dot`] for Q4_0 panels.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn panel_q4_0(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+    unsafe { panel_dot::<0>(panel, x, out) }
+}
+
+/// [`panel_dot`] for Q4_1 panels.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn panel_q4_1(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+    unsafe { panel_dot::<1>(panel, x, out) }
+}
+
+/// [`panel_dot`] for Q8_0 panels.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn panel_q8_0(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+    unsafe { panel_dot::<2>(panel, x, out) }
 }
 
 #[inline(always)]

@@ -8,14 +8,16 @@
 //! of row `r`, so one `vpdpbusd` with 4 broadcast bytes of `x` advances 16 rows at once, the 16
 //! scales of a block are one 32-byte load, and no lane reduction is left.
 //!
-//! Layout of one panel (rows `16 p .. 16 p + 16`), in pairs of blocks `2 i`, `2 i + 1`:
+//! Formats: Q4_0, Q4_1 and Q8_0. Layout of one panel (rows `16 p .. 16 p + 16`), in pairs of
+//! blocks `2 i`, `2 i + 1`:
 //! `[16 headers of block 2i][16 headers of block 2i+1][quants of 2i][quants of 2i+1]`, where a
-//! header is the block's bytes before its quants (Q4_0: `d`) and the quants of a block are
+//! header is the block's f16 fields before its quants (Q4_0, Q8_0: `d`; Q4_1: `d`, `m`), kept
+//! field by field (the 16 rows' `d`, then the 16 rows' `m`), and the quants of a block are
 //! `quant_bytes / 4` registers of 64 bytes whose lane `r` holds bytes `4j .. 4j + 4` of row
-//! `r`'s quants. A pair of Q4_0 blocks is 576 bytes (9 cache lines), so a panel is one
-//! sequential stream: interleaving the scales with the quants (instead of all scales first)
-//! keeps the hardware prefetcher on one stream, which measured 27 vs 15 GB/s on one core.
-//! An odd last block leaves its pair's second slot zero.
+//! `r`'s quants. A pair of Q4_0 blocks is 576 bytes (9 cache lines; Q4_1 640, Q8_0 1088), so
+//! a panel is one sequential stream: interleaving the scales with the quants (instead of all
+//! scales first) keeps the hardware prefetcher on one stream, which measured 27 vs 15 GB/s
+//! on one core. An odd last block leaves its pair's second slot zero.
 //!
 //! The copy has the same size as the matrix. When the matrix lives in a memory-mapped file the
 //! map's resident pages are released once the panels exist
@@ -34,6 +36,8 @@ pub(crate) const PANEL_ROWS: usize = 16;
 fn block_parts(kind: GgmlType) -> Option<(usize, usize)> {
     match kind {
         GgmlType::Q4_0 => Some((2, 16)),
+        GgmlType::Q4_1 => Some((4, 16)),
+        GgmlType::Q8_0 => Some((2, 32)),
         _ => None,
     }
 }
@@ -113,7 +117,8 @@ impl RowPanels {
     fn block_at(&self, r: usize, b: usize) -> (usize, usize) {
         let base = (b / 2) * 2 * PANEL_ROWS * (self.header + self.quants);
         let slot = b % 2;
-        let header = base + (slot * PANEL_ROWS + r) * self.header;
+        // Header fields (2-byte scales) field by field: field f of row r at 32 f + 2 r.
+        let header = base + slot * PANEL_ROWS * self.header + 2 * r;
         let quants = base + 2 * PANEL_ROWS * self.header + slot * PANEL_ROWS * self.quants + 4 * r;
         (header, quants)
     }
@@ -134,7 +139,10 @@ impl RowPanels {
                 unsafe {
                     let src = row.as_ptr().add(b * bb);
                     let out = dst.as_mut_ptr();
-                    copy_header(src, out.add(h), self.header);
+                    for f in 0..self.header / 2 {
+                        let field = src.add(2 * f).cast::<u16>().read_unaligned();
+                        out.add(h + 32 * f).cast::<u16>().write_unaligned(field);
+                    }
                     for j in 0..self.quants / 4 {
                         let word = src.add(self.header + 4 * j).cast::<u32>().read_unaligned();
                         out.add(q + 64 * j).cast::<u32>().write_unaligned(word);
@@ -191,7 +199,7 @@ impl RowPanels {
                     copy_header(
                         panel.as_ptr().add(h),
                         out.as_mut_ptr().add(i * row_bytes + b * bb),
-                        self.header,
+                        self.header / 2,
                     )
                 };
             }
@@ -224,7 +232,7 @@ impl RowPanels {
             unsafe {
                 let src = panel.as_ptr();
                 let dst = out.as_mut_ptr().add(b * bb);
-                copy_header(src.add(h), dst, self.header);
+                copy_header(src.add(h), dst, self.header / 2);
                 for j in 0..self.quants / 4 {
                     let word = src.add(q + 64 * j).cast::<u32>().read_unaligned();
                     dst.add(self.header + 4 * j)
@@ -276,22 +284,17 @@ unsafe fn transpose_words(src: *const u8, dst: *mut u8, stride: usize) {
     }
 }
 
-/// Copies a block header of `len` (2 or 4) bytes as whole words: a `memcpy` call per block
-/// cost as much as the rest of the copy.
+/// Gathers a block header of `fields` 2-byte fields from a panel (field f at `src + 32 f`)
+/// into its file layout at `dst`.
 ///
 /// # Safety
-/// `len` bytes must be readable at `src` and writable at `dst`.
+/// The fields must be readable at `src` and `2 * fields` bytes writable at `dst`.
 #[inline(always)]
-unsafe fn copy_header(src: *const u8, dst: *mut u8, len: usize) {
+unsafe fn copy_header(src: *const u8, dst: *mut u8, fields: usize) {
     unsafe {
-        match len {
-            2 => dst
-                .cast::<u16>()
-                .write_unaligned(src.cast::<u16>().read_unaligned()),
-            4 => dst
-                .cast::<u32>()
-                .write_unaligned(src.cast::<u32>().read_unaligned()),
-            _ => std::ptr::copy_nonoverlapping(src, dst, len),
+        for f in 0..fields {
+            let field = src.add(32 * f).cast::<u16>().read_unaligned();
+            dst.add(2 * f).cast::<u16>().write_unaligned(field);
         }
     }
 }
@@ -364,9 +367,13 @@ mod tests {
     fn random_matrix(kind: GgmlType, rows: usize, blocks: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
         let bb = kind.block_bytes();
         let mut bytes: Vec<u8> = (0..rows * blocks * bb).map(|_| rng.random()).collect();
+        // Finite scales (and Q4_1 mins) of a sensible size.
+        let fields = if kind == GgmlType::Q4_1 { 2 } else { 1 };
         for blk in bytes.chunks_exact_mut(bb) {
-            let v = f16::from_f32(rng.random_range(-0.05f32..0.05));
-            blk[..2].copy_from_slice(&v.to_le_bytes());
+            for f in 0..fields {
+                let v = f16::from_f32(rng.random_range(-0.05f32..0.05));
+                blk[2 * f..2 * f + 2].copy_from_slice(&v.to_le_bytes());
+            }
         }
         bytes
     }
@@ -391,7 +398,7 @@ mod tests {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(21);
-        for kind in [GgmlType::Q4_0] {
+        for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
             // Odd block counts leave the last pair half empty.
             for blocks in [1, 2, 3, 4, 5, 64, 67, 176] {
                 for rows in [16, 48] {
