@@ -88,6 +88,9 @@ fn grouped_heads_match_per_head_loop() {
         // Blocks of heads large enough to run on the thread team (decode and prefill).
         (1, 32, 4, 1, 130, 64, 64),
         (2, 8, 2, 40, 40, 32, 24),
+        // A few query rows read straight from k and v (3, and 5 = 4 + 1 rows per kv head).
+        (1, 9, 3, 1, 37, 32, 128),
+        (2, 10, 2, 1, 37, 32, 64),
     ];
     for dtype in FLOATS {
         for &(b, hq, hkv, sq, sk, d, dv) in &cases {

@@ -1,5 +1,6 @@
 //! The CPU backend: the reference implementation every other backend is checked against.
 
+pub(crate) mod attention_rows;
 pub(crate) mod copy;
 pub(crate) mod elementwise;
 pub(crate) mod linear;

@@ -11,6 +11,7 @@ use crate::tensor::Tensor;
 use half::{bf16, f16};
 use std::borrow::Cow;
 
+use super::attention_rows;
 use super::matmul::{Gemm, gemm_with, merge_dims, parallelism_for};
 use gemm::Parallelism;
 
@@ -446,23 +447,45 @@ pub(crate) fn attention(
             let qh = qo + first * q_hs;
             let kh = ko + kvh * kl.strides[r - 3];
             let vh = vo + kvh * vl.strides[r - 3];
+            // A few query rows with unit strides inside rows: read straight from the cache.
+            let direct = (rows <= attention_rows::MAX_ROWS
+                && ql.strides[r - 1] == 1
+                && kl.strides[r - 1] == 1
+                && vl.strides[r - 1] == 1)
+                .then(|| attention_rows::RowsView {
+                    q: &qd[qh..],
+                    q_rs: rows_stride,
+                    k: &kd[kh..],
+                    k_rs: kl.strides[r - 2],
+                    v: &vd[vh..],
+                    v_rs: vl.strides[r - 2],
+                    rows,
+                    keys: sk,
+                    d,
+                    dv,
+                })
+                .filter(|view| view.direct());
             // scores[rows, sk] = q rows [rows, d] @ k_h^T [d, sk]
-            gemm_with(
-                Gemm {
-                    m: rows,
-                    n: sk,
-                    k: d,
-                    lhs_rs: rows_stride as isize,
-                    lhs_cs: ql.strides[r - 1] as isize,
-                    rhs_rs: kl.strides[r - 1] as isize,
-                    rhs_cs: kl.strides[r - 2] as isize,
-                },
-                &qd[qh..],
-                &kd[kh..],
-                scores,
-                1.0f32,
-                parallelism,
-            );
+            if let Some(view) = &direct {
+                view.scores(scores);
+            } else {
+                gemm_with(
+                    Gemm {
+                        m: rows,
+                        n: sk,
+                        k: d,
+                        lhs_rs: rows_stride as isize,
+                        lhs_cs: ql.strides[r - 1] as isize,
+                        rhs_rs: kl.strides[r - 1] as isize,
+                        rhs_cs: kl.strides[r - 2] as isize,
+                    },
+                    &qd[qh..],
+                    &kd[kh..],
+                    scores,
+                    1.0f32,
+                    parallelism,
+                );
+            }
             for (row_i, row) in scores.chunks_exact_mut(sk.max(1)).take(rows).enumerate() {
                 let (h, s) = (first + row_i / sq, row_i % sq);
                 row.iter_mut().for_each(|x| *x *= scale as f32);
@@ -476,6 +499,10 @@ pub(crate) fn attention(
                 softmax_lane(row, false);
             }
             // out rows [rows, dv] = p [rows, sk] @ v_h [sk, dv]
+            if let Some(view) = &direct {
+                view.weighted_values(scores, out);
+                return;
+            }
             gemm_with(
                 Gemm {
                     m: rows,
