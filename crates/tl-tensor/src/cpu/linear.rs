@@ -4,7 +4,7 @@
 //! - One row of x (decode): one pass over W, rows split over the worker pool, each row dotted
 //!   by the CPU's best kernel for the format ([`crate::quant::matvec`]'s engine: AVX-512 VNNI
 //!   or AVX2 integer dots with x quantized to 8-bit blocks for Q8_0/Q4_0/Q4_1, and for
-//!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types). A whole Q4_0, Q4_1 or Q8_0
+//!   Q4_K/Q6_K with AVX-512; F16C/FMA for the float types). A whole Q4_0, Q4_1, Q8_0 or Q4_K
 //!   matrix is read as row panels on CPUs with AVX-512 VNNI: a copy laid out 16 rows at a
 //!   time, built by its first mat-vec ([`crate::quant::panels`]); later products of any size
 //!   read the panels.

@@ -310,6 +310,95 @@ unsafe fn panel_dot<const FORMAT: u8>(panel: &[u8], x: &Q8Blocks, out: &mut [f32
     }
 }
 
+/// `out[r] = dot(row r, x)` for the 16 rows of one Q4_K panel ([`super::panels`]' layout: per
+/// super-block, 8 header fields of 16 rows (`d`, `dmin`, then the 12 packed scale bytes two
+/// at a time) and 32 quant registers). The 6-bit scales and mins are unpacked lane by lane
+/// (one row per 32-bit lane) with the same shifts as [`q4_k_scales_mins`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(crate) unsafe fn panel_q4_k(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {
+    unsafe {
+        const HEADER: usize = 256;
+        const QUANTS: usize = 2048;
+        const PAIR: usize = 2 * (HEADER + QUANTS);
+        let nb = x.d.len() / 8;
+        debug_assert!(panel.len() >= nb.div_ceil(2) * PAIR && out.len() >= 16);
+        let low = _mm512_set1_epi8(0x0F);
+        let high = _mm512_set1_epi8(0xF0u8 as i8);
+        let six = _mm512_set1_epi32(0x3F3F_3F3F);
+        let four = _mm512_set1_epi32(0x0F0F_0F0F);
+        let top = _mm512_set1_epi32(0x3030_3030);
+        let byte = _mm512_set1_epi32(0xFF);
+        let xq = x.q.as_ptr().cast::<i32>();
+        let mut acc = _mm512_setzero_ps();
+        for b in 0..nb {
+            let pair = panel.as_ptr().add(PAIR * (b / 2));
+            let slot = b % 2;
+            let heads = pair.add(HEADER * slot);
+            let qs = pair.add(2 * HEADER + QUANTS * slot);
+            let field =
+                |f: usize| _mm512_cvtepu16_epi32(_mm256_loadu_si256(heads.add(32 * f).cast()));
+            let word = |f: usize| _mm512_or_si512(field(f), _mm512_slli_epi32::<16>(field(f + 1)));
+            // Scale bytes 0..4, 4..8 and 8..12 of each row, one row per lane.
+            let (a, bw, c) = (word(2), word(4), word(6));
+            let sc = [
+                _mm512_and_si512(a, six),
+                _mm512_or_si512(
+                    _mm512_and_si512(c, four),
+                    _mm512_and_si512(_mm512_srli_epi32::<2>(a), top),
+                ),
+            ];
+            let mn = [
+                _mm512_and_si512(bw, six),
+                _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi32::<4>(c), four),
+                    _mm512_and_si512(_mm512_srli_epi32::<2>(bw), top),
+                ),
+            ];
+            // Byte s % 4 of word s / 4, as f32.
+            let pick = |w: &[__m512i; 2], s: usize| {
+                let v = match s % 4 {
+                    0 => w[s / 4],
+                    1 => _mm512_srli_epi32::<8>(w[s / 4]),
+                    2 => _mm512_srli_epi32::<16>(w[s / 4]),
+                    _ => _mm512_srli_epi32::<24>(w[s / 4]),
+                };
+                _mm512_cvtepi32_ps(_mm512_and_si512(v, byte))
+            };
+            let mut sums = _mm512_setzero_ps();
+            let mut mins = _mm512_setzero_ps();
+            for chunk in 0..4 {
+                // Chunk c: low nibbles are sub-block 2c, high nibbles 2c + 1.
+                let (mut p0, mut p1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for k in 0..8 {
+                    let v = _mm512_loadu_si512(qs.add(64 * (8 * chunk + k)).cast());
+                    let x0 = _mm512_set1_epi32(xq.add(64 * b + 16 * chunk + k).read_unaligned());
+                    let x1 =
+                        _mm512_set1_epi32(xq.add(64 * b + 16 * chunk + 8 + k).read_unaligned());
+                    p0 = _mm512_dpbusd_epi32(p0, _mm512_and_si512(v, low), x0);
+                    p1 = _mm512_dpbusd_epi32(p1, _mm512_and_si512(v, high), x1);
+                }
+                let dots = [p0, _mm512_srai_epi32::<4>(p1)];
+                for (half, dot) in dots.iter().enumerate() {
+                    let s = 2 * chunk + half;
+                    let xd = _mm512_set1_ps(*x.d.get_unchecked(8 * b + s));
+                    let xs = _mm512_set1_ps(*x.sum.get_unchecked(8 * b + s));
+                    sums = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(*dot),
+                        _mm512_mul_ps(pick(&sc, s), xd),
+                        sums,
+                    );
+                    mins = _mm512_fmadd_ps(pick(&mn, s), xs, mins);
+                }
+            }
+            let d = _mm512_cvtph_ps(_mm256_loadu_si256(heads.cast()));
+            let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(heads.add(32).cast()));
+            // w = d sc q - dmin m: d sum(sc xd sum(q q_x)) - dmin sum(m x.sum).
+            acc = _mm512_fnmadd_ps(dmin, mins, _mm512_fmadd_ps(d, sums, acc));
+        }
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+    }
+}
+
 /// [`panel_dot`] for Q4_0 panels.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn panel_q4_0(panel: &[u8], x: &Q8Blocks, out: &mut [f32]) {

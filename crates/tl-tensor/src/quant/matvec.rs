@@ -203,6 +203,7 @@ fn matvec_panels(p: &RowPanels, x: &[f32], y: &mut [f32], parallel: bool) {
                 GgmlType::Q4_0 => super::avx512::panel_q4_0(p.panel(i), &q, out),
                 GgmlType::Q4_1 => super::avx512::panel_q4_1(p.panel(i), &q, out),
                 GgmlType::Q8_0 => super::avx512::panel_q8_0(p.panel(i), &q, out),
+                GgmlType::Q4_K => super::avx512::panel_q4_k(p.panel(i), &q, out),
                 other => unreachable!("no panel kernel for {}", other.name()),
             }
         }

@@ -8,7 +8,8 @@
 //! of row `r`, so one `vpdpbusd` with 4 broadcast bytes of `x` advances 16 rows at once, the 16
 //! scales of a block are one 32-byte load, and no lane reduction is left.
 //!
-//! Formats: Q4_0, Q4_1 and Q8_0. Layout of one panel (rows `16 p .. 16 p + 16`), in pairs of
+//! Formats: Q4_0, Q4_1, Q8_0 and Q4_K (whose header is `d`, `dmin` and the 12 packed
+//! scale bytes, as 8 fields). Layout of one panel (rows `16 p .. 16 p + 16`), in pairs of
 //! blocks `2 i`, `2 i + 1`:
 //! `[16 headers of block 2i][16 headers of block 2i+1][quants of 2i][quants of 2i+1]`, where a
 //! header is the block's f16 fields before its quants (Q4_0, Q8_0: `d`; Q4_1: `d`, `m`), kept
@@ -38,6 +39,7 @@ fn block_parts(kind: GgmlType) -> Option<(usize, usize)> {
         GgmlType::Q4_0 => Some((2, 16)),
         GgmlType::Q4_1 => Some((4, 16)),
         GgmlType::Q8_0 => Some((2, 32)),
+        GgmlType::Q4_K => Some((16, 128)),
         _ => None,
     }
 }
@@ -368,7 +370,11 @@ mod tests {
         let bb = kind.block_bytes();
         let mut bytes: Vec<u8> = (0..rows * blocks * bb).map(|_| rng.random()).collect();
         // Finite scales (and Q4_1 mins) of a sensible size.
-        let fields = if kind == GgmlType::Q4_1 { 2 } else { 1 };
+        let fields = if matches!(kind, GgmlType::Q4_1 | GgmlType::Q4_K) {
+            2
+        } else {
+            1
+        };
         for blk in bytes.chunks_exact_mut(bb) {
             for f in 0..fields {
                 let v = f16::from_f32(rng.random_range(-0.05f32..0.05));
@@ -398,7 +404,12 @@ mod tests {
             return;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(21);
-        for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for kind in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q8_0,
+            GgmlType::Q4_K,
+        ] {
             // Odd block counts leave the last pair half empty.
             for blocks in [1, 2, 3, 4, 5, 64, 67, 176] {
                 for rows in [16, 48] {
