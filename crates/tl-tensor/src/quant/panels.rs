@@ -87,8 +87,14 @@ impl RowPanels {
         let total = (w.rows / PANEL_ROWS).checked_mul(panel_bytes)?;
         // A failure (no memory) leaves the caller with the file's rows.
         let mut bytes = memmap2::MmapMut::map_anon(total).ok()?;
+        // Huge pages where the kernel has them, faulted in by one call (Linux 5.14+; older
+        // kernels refuse it and the pages fault in as the panels are written): 0.2 s instead
+        // of 0.3-0.5 s for a 1.1B Q4_0 model's panels here.
         #[cfg(target_os = "linux")]
-        let _ = bytes.advise(memmap2::Advice::HugePage);
+        {
+            let _ = bytes.advise(memmap2::Advice::HugePage);
+            let _ = bytes.advise(memmap2::Advice::PopulateWrite);
+        }
         let out = crate::cpu::team::SharedOut(bytes.as_mut_ptr());
         let panels = RowPanels {
             kind: w.kind,
