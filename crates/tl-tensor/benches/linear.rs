@@ -3,9 +3,12 @@
 //! [32000 x 2048], the median of timed runs after a warm-up. For reference it also measures
 //! the machine's read bandwidth (a parallel sum over 512 MiB), the quantized mat-vec with x
 //! kept in f32 (the alternative to quantizing x to 8-bit blocks), and a 512-row prefill.
-//! Each figure is given twice: wall-clock GB/s on all cores, and GB/s per CPU-second of one
-//! thread (its own CPU time, so a machine shared with other work still shows what one core
-//! of the kernel does when it runs).
+//! Each figure is given twice: wall-clock GB/s of `linear` on all cores, and GB/s per
+//! CPU-second of `quant::matvec_with` on one thread (its own CPU time, so a machine shared
+//! with other work still shows what one core of the kernel does when it runs). The second
+//! reads the file's layout with the one-row kernels; the first reads Q4_0, Q4_1, Q8_0 and
+//! Q4_K weights as row panels on CPUs with AVX-512 VNNI (`quant::panels`), so for those two
+//! columns time different kernels.
 //! Run with `cargo bench -p tl-tensor --bench linear`.
 
 use half::f16;
@@ -132,8 +135,8 @@ fn main() {
     println!();
     println!("linear, batch 1 (x f32 [1, 2048]): median of 20 runs, weight bytes / time");
     println!(
-        "{:>6} {:>14} {:>10} {:>10} {:>8} {:>16}",
-        "dtype", "shape", "MB", "ms", "GB/s", "1-core GB/s/cpu"
+        "{:>6} {:>14} {:>10} {:>10} {:>8} {:>21}",
+        "dtype", "shape", "MB", "ms", "GB/s", "1-core rows GB/s/cpu"
     );
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let kinds = [
@@ -165,7 +168,7 @@ fn main() {
                     .expect("sizes match")
             });
             println!(
-                "{:>6} {:>14} {:>10.1} {:>10.3} {:>8.1} {:>16.1}",
+                "{:>6} {:>14} {:>10.1} {:>10.3} {:>8.1} {:>21.1}",
                 kind.name(),
                 format!("{rows}x{cols}"),
                 bytes / 1e6,
