@@ -115,7 +115,6 @@ fn expand_row(kind: GgmlType, row: &[u8], out: &mut [f32]) {
 /// the rows are rebuilt four at a time into `scratch` first, so the file's pages, released
 /// once the panels exist, are not read back.
 fn expand_rows(w: &PackedRows, r: usize, out: &mut [f32], scratch: &mut Vec<u8>) {
-    let n = out.len() / w.cols.max(1);
     let Some(panels) = w.panels else {
         for (j, dst) in out.chunks_exact_mut(w.cols).enumerate() {
             expand_row(w.kind, w.row(r + j), dst);
@@ -124,7 +123,7 @@ fn expand_rows(w: &PackedRows, r: usize, out: &mut [f32], scratch: &mut Vec<u8>)
     };
     let row_bytes = w.row_bytes();
     scratch.resize(4 * row_bytes, 0);
-    for (g, dst) in out.chunks_mut(4 * w.cols).enumerate().take(n.div_ceil(4)) {
+    for (g, dst) in out.chunks_mut(4 * w.cols).enumerate() {
         panels.rows4_into(r + 4 * g, scratch);
         for (src, dst) in scratch
             .chunks_exact(row_bytes)

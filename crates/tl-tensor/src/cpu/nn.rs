@@ -543,8 +543,8 @@ pub(crate) fn attention(
                 }
             });
         } else {
+            let parallelism = parallelism_for(rows * sk * d);
             for first in (0..hq).step_by(heads_per_block) {
-                let parallelism = parallelism_for(rows * sk * d);
                 let dst = &mut out[out_at(first)..out_at(first) + rows * dv];
                 block(first, &mut scores, dst, parallelism);
             }

@@ -123,7 +123,7 @@ impl RowPanels {
     /// Where block `b` of row `r` (within its panel) keeps its header and its first quant
     /// word, as offsets into the panel.
     fn block_at(&self, r: usize, b: usize) -> (usize, usize) {
-        let base = (b / 2) * 2 * PANEL_ROWS * (self.header + self.quants);
+        let base = (b / 2) * self.pair();
         let slot = b % 2;
         // Header fields (2-byte scales) field by field: field f of row r at 32 f + 2 r.
         let header = base + slot * PANEL_ROWS * self.header + 2 * r;
@@ -134,8 +134,8 @@ impl RowPanels {
     /// Writes panel `index` of `w` into `dst` (zeroed, `panel_bytes` long).
     fn fill_panel(&self, w: &PackedRows, index: usize, dst: &mut [u8]) {
         let bb = self.header + self.quants;
-        let blocks = self.cols / self.kind.block_size();
-        assert!(dst.len() >= self.panel_bytes && blocks.div_ceil(2) * self.pair() <= dst.len());
+        let blocks = self.blocks();
+        assert!(dst.len() >= self.panel_bytes);
         for r in 0..PANEL_ROWS {
             let row = w.row(index * PANEL_ROWS + r);
             assert_eq!(row.len(), blocks * bb);
@@ -163,6 +163,11 @@ impl RowPanels {
     /// Bytes of one pair of blocks of a panel.
     fn pair(&self) -> usize {
         2 * PANEL_ROWS * (self.header + self.quants)
+    }
+
+    /// Blocks per row.
+    fn blocks(&self) -> usize {
+        self.cols / self.kind.block_size()
     }
 
     pub fn kind(&self) -> GgmlType {
@@ -193,7 +198,7 @@ impl RowPanels {
     /// loads and a 4 x 4 transpose of 32-bit words give 16 quant bytes of each row.
     pub fn rows4_into(&self, r: usize, out: &mut [u8]) {
         let bb = self.header + self.quants;
-        let blocks = self.cols / self.kind.block_size();
+        let blocks = self.blocks();
         let row_bytes = blocks * bb;
         assert!(r.is_multiple_of(4) && r + 4 <= self.rows && out.len() == 4 * row_bytes);
         let panel = self.panel(r / PANEL_ROWS);
@@ -232,7 +237,7 @@ impl RowPanels {
     pub fn row_into(&self, r: usize, out: &mut [u8]) {
         let panel = self.panel(r / PANEL_ROWS);
         let bb = self.header + self.quants;
-        let blocks = self.cols / self.kind.block_size();
+        let blocks = self.blocks();
         assert!(r < self.rows && out.len() == blocks * bb);
         for b in 0..blocks {
             let (h, q) = self.block_at(r % PANEL_ROWS, b);
@@ -318,17 +323,12 @@ impl PanelCache {
     /// they are a file map. `None` when the format has no panel kernel here (see
     /// [`RowPanels::build`]).
     pub(crate) fn get_or_build(&self, w: &PackedRows, bytes: &HostBuf<u8>) -> Option<&RowPanels> {
-        if !supported(w.kind) {
-            return None;
-        }
-        self.0
-            .get_or_init(|| {
-                let panels = RowPanels::build(w)?;
-                bytes.release_resident_pages();
-                Some(panels)
-            })
-            .as_ref()
-            .filter(|p| p.rows == w.rows && p.cols == w.cols && p.kind == w.kind)
+        self.0.get_or_init(|| {
+            let panels = RowPanels::build(w)?;
+            bytes.release_resident_pages();
+            Some(panels)
+        });
+        self.built(w)
     }
 
     /// The panels of the whole matrix `w` if they were built already (never builds).
